@@ -1,0 +1,5 @@
+import sys
+
+from gdlab.cli.main import main
+
+sys.exit(main())

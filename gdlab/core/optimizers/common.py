@@ -1,0 +1,54 @@
+"""Hyperparameter specs and small update pieces shared by several optimizers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gdlab.core.hyper import Hyper
+
+
+def lr(default: float) -> Hyper:
+    return Hyper("lr", default, low=0.0, doc="learning rate η (step size)")
+
+
+def eps(default: float) -> Hyper:
+    return Hyper("eps", default, low=0.0, doc="ε added to the denominator for numerical stability")
+
+
+def betas(default: tuple[float, float] = (0.9, 0.999)) -> Hyper:
+    return Hyper(
+        "betas", default, kind="pair", low=0.0, high=1.0, high_open=True,
+        doc="(β₁, β₂): decay rates of the first- and second-moment averages",
+    )
+
+
+WEIGHT_DECAY = Hyper("weight_decay", 0.0, low=0.0, doc="weight decay λ (L2 penalty added to the gradient)")
+MAXIMIZE = Hyper("maximize", False, kind="bool", doc="ascend the objective instead of descending it")
+EPS_INSIDE_SQRT = Hyper(
+    "eps_inside_sqrt", False, kind="bool",
+    doc="put ε inside the square root, √(v + ε), as in Keras and the seeds, instead of √v + ε",
+)
+
+
+def signed(grad: np.ndarray, maximize: bool) -> np.ndarray:
+    """The gradient to descend: ``-grad`` when maximizing."""
+    return -grad if maximize else grad
+
+
+def add_l2(grad: np.ndarray, params: np.ndarray, weight_decay: Any) -> np.ndarray:
+    """Coupled weight decay: ``g + λθ`` (skipped when λ is the scalar 0, as PyTorch does)."""
+    if isinstance(weight_decay, float) and weight_decay == 0.0:
+        return grad
+    return grad + weight_decay * params
+
+
+def is_zero(value: Any) -> bool:
+    """True when a (possibly batched) hyperparameter is zero everywhere."""
+    return bool(np.all(np.asarray(value) == 0))
+
+
+def root(value: np.ndarray, eps: Any, inside: bool) -> np.ndarray:
+    """``√value + ε`` (PyTorch) or ``√(value + ε)`` (ε inside the root, Keras / the seeds)."""
+    return np.sqrt(value + eps) if inside else np.sqrt(value) + eps

@@ -1,0 +1,63 @@
+"""PyTorch CPU as a test-only oracle: run torch.optim on the same gradients as gdlab, in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+torch.set_default_dtype(torch.float64)
+
+
+def torch_on_stream(
+    cls: type, kwargs: dict[str, Any], x0: np.ndarray, grads: np.ndarray, lrs: np.ndarray | None = None
+) -> np.ndarray:
+    """Trajectory (steps+1, d) of ``cls(**kwargs)`` fed the gradient stream ``grads`` (steps, d).
+
+    ``lrs`` sets the learning rate before each step (what a scheduler does).
+    """
+    p = torch.tensor(x0.copy(), dtype=torch.float64, requires_grad=True)
+    opt = cls([p], **kwargs)
+    out = [p.detach().numpy().copy()]
+    for i, g in enumerate(grads):
+        if lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = float(lrs[i])
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        out.append(p.detach().numpy().copy())
+    return np.array(out)
+
+
+def torch_on_function(
+    cls: type, kwargs: dict[str, Any], x0: np.ndarray, fun: Callable[[torch.Tensor], torch.Tensor], steps: int
+) -> np.ndarray:
+    """Trajectory of ``cls(**kwargs)`` minimising ``fun`` (autograd gradients) for ``steps`` steps."""
+    p = torch.tensor(x0.copy(), dtype=torch.float64, requires_grad=True)
+    opt = cls([p], **kwargs)
+    out = [p.detach().numpy().copy()]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = fun(p)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+        out.append(p.detach().numpy().copy())
+    return np.array(out)
+
+
+def torch_rosenbrock(p: torch.Tensor) -> torch.Tensor:
+    return torch.sum(100.0 * (p[1:] - p[:-1] ** 2) ** 2 + (1.0 - p[:-1]) ** 2)
+
+
+def rel_err(ours: np.ndarray, ref: np.ndarray) -> float:
+    """Largest relative error over a trajectory: max over steps of ‖ours_t − ref_t‖ / ‖ref_t‖."""
+    ours, ref = np.atleast_2d(ours), np.atleast_2d(ref)
+    diff = np.linalg.norm(ours - ref, axis=-1)
+    scale = np.maximum(np.linalg.norm(ref, axis=-1), np.finfo(np.float64).tiny)
+    return float(np.max(diff / scale))
