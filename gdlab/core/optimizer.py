@@ -68,7 +68,8 @@ class Optimizer(Configurable):
         p = as_params(params)
         g = check_like(grad, p)
         lr_now = self._current_lr(lr, p)
-        new_params, new_state = self._update(g, state, p, lr_now)
+        with np.errstate(all="ignore"):  # non-finite results are caught by the guard below
+            new_params, new_state = self._update(g, state, p, lr_now)
         return guard_nonfinite(p, state, new_params, new_state, g)
 
     def step(
