@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Kind = Literal["real", "int", "bool", "pair", "choice"]
+Kind = Literal["real", "int", "bool", "pair", "choice", "int_list"]
 
 
 @dataclass(frozen=True)
@@ -112,15 +112,26 @@ def _check_real(spec: Hyper, value: Any, owner: str, label: str) -> float | np.n
         raise TypeError(f"{owner}: {label} must be a single number, got an array of shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{owner}: {label}={_show(value)} must be finite")
-    bad = [float(v) for v in arr.ravel() if not _in_range(spec, float(v))]
-    if bad:
-        raise ValueError(f"{owner}: {label}={bad[0]:g} is out of range; expected {spec.range_text()}")
+    bad = ~_in_range_array(spec, arr)
+    if bad.any():
+        first = float(arr[bad].ravel()[0])
+        raise ValueError(f"{owner}: {label}={first:g} is out of range; expected {spec.range_text()}")
     return float(arr) if arr.ndim == 0 else arr
 
 
 def _show(value: Any) -> str:
     arr = np.asarray(value, dtype=np.float64)
     return f"{float(arr):g}" if arr.ndim == 0 else f"array with non-finite entries {arr[~np.isfinite(arr)][:3]}"
+
+
+def _in_range_array(spec: Hyper, arr: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_in_range` (no Python loop: batched hyperparameters can be large)."""
+    ok = ~np.isnan(arr)
+    if spec.low is not None:
+        ok &= (arr > spec.low) if spec.low_open else (arr >= spec.low)
+    if spec.high is not None:
+        ok &= (arr < spec.high) if spec.high_open else (arr <= spec.high)
+    return ok
 
 
 def _in_range(spec: Hyper, v: float) -> bool:
