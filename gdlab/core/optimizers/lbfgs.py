@@ -12,14 +12,14 @@ import numpy as np
 from gdlab.core.batching import as_params, check_like
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
-from gdlab.core.optimizer import Optimizer, State, StepResult, guard_nonfinite
+from gdlab.core.optimizer import Optimizer, State, StepResult
 
 #: Curvature pairs with yᵀs at or below this are skipped (PyTorch's threshold), keeping H positive.
 CURVATURE_EPS = 1e-10
 
 
 class LBFGS(Optimizer):
-    r"""Limited-memory BFGS, one iteration of ``torch.optim.LBFGS`` per :meth:`step`.
+    r"""Limited-memory BFGS: one iteration of torch.optim.LBFGS per step, optional strong Wolfe search.
 
     With gradient :math:`g_k` at :math:`\theta_k` and the stored pairs
     :math:`s_i = \theta_{i+1} - \theta_i`, :math:`y_i = g_{i+1} - g_i` (the last ``history_size``
@@ -155,7 +155,10 @@ class LBFGS(Optimizer):
             t = found.alpha
             new["step_length"] = t
             new["func_evals"] += found.evals
-        return guard_nonfinite(p, state, p + t * d, new, g)
+        new_params = p + t * d
+        if not np.all(np.isfinite(new_params)):  # keep the whole old state, as guard_nonfinite does per run
+            return StepResult(p, {**state, "step": state["step"] + 1}, np.True_)
+        return StepResult(new_params, new, np.False_)
 
     # -- pieces -------------------------------------------------------------------------------
     def _remember(self, state: State, y: np.ndarray, s: np.ndarray) -> None:
@@ -192,9 +195,7 @@ class LBFGS(Optimizer):
 
 
 def _check_objective(objective: Objective) -> None:
-    if not isinstance(objective, Objective):
-        raise TypeError(f"lbfgs: objective must be a gdlab Objective, got {type(objective).__name__}")
-    if not objective.has_value:
+    if not getattr(objective, "has_value", True):
         raise TypeError(
             f"lbfgs needs the loss value, but the objective {type(objective).__name__} provides none "
             "(has_value is False)"

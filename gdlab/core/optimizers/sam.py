@@ -9,7 +9,7 @@ import numpy as np
 
 from gdlab.core.batching import as_params, check_like, per_run, run_all_finite, run_norm
 from gdlab.core.hyper import Hyper, suggest, validate_hyperparams
-from gdlab.core.objective import Objective
+from gdlab.core.objective import GivenGradient, Objective
 from gdlab.core.optimizer import Optimizer, State, StepResult, guard_nonfinite
 
 RHO = Hyper("rho", 0.05, low=0.0, doc="radius ρ of the neighbourhood in which the loss is maximised")
@@ -21,8 +21,9 @@ _OWN = ("rho", "adaptive", "eta")
 
 
 class SAM(Optimizer):
-    r"""Sharpness-aware minimization around a base optimizer: the base steps with the gradient
-    taken at the worst point of a ρ-ball.
+    r"""Sharpness-aware minimization (SAM / ASAM): a base optimizer stepping with ∇L(θ + e).
+
+    The base optimizer steps with the gradient taken at the worst point θ + e of a ρ-ball.
 
     With :math:`g = \nabla L(\theta)`, per run (the norm of one run's vector):
 
@@ -52,7 +53,8 @@ class SAM(Optimizer):
     objective for more (Newton, L-BFGS, look-ahead Nesterov, SAM) cannot be wrapped.
     :meth:`get_params` returns ``base`` (a name), SAM's own values and ``base_kwargs`` (the base's
     validated hyperparameters), which rebuild the same optimizer. State: ``{"step", "base": base
-    state}``. :meth:`update` is refused (SAM needs the gradient at θ + e).
+    state}``. :meth:`update` and :class:`~gdlab.core.objective.GivenGradient` objectives are refused
+    (SAM needs the gradient at θ + e).
     """
 
     name = "sam"
@@ -107,6 +109,11 @@ class SAM(Optimizer):
         self, objective: Objective, params: Any, state: State, lr: Any = None, grad: Any = None
     ) -> StepResult:
         """One SAM step: gradient at θ, perturbation e, base update with ∇L(θ + e)."""
+        if isinstance(objective, GivenGradient):
+            raise TypeError(
+                "sam needs the gradient at the perturbed point θ + e, which a GivenGradient (a fixed gradient "
+                "stream) cannot provide; give sam an objective that computes gradients"
+            )
         p = as_params(params)
         g = check_like(objective.grad(p) if grad is None else grad, p)
         with np.errstate(invalid="ignore", over="ignore"):
