@@ -1,0 +1,181 @@
+"""Exact derivatives by SymPy, derived once and compiled to batched NumPy functions.
+
+:func:`compile_expression` differentiates a SymPy expression (gradient and Hessian) and compiles
+value, gradient, value-and-gradient and Hessian with ``sympy.lambdify(modules="numpy")``. The compiled
+functions take points of shape ``batch + (d,)``; every component is broadcast to the batch shape
+(a constant such as a Hessian entry ``2`` becomes an array), complex results (a square root of a
+negative number folded by SymPy) become NaN where the imaginary part is not zero, and the
+distribution ``DiracDelta`` and unevaluated derivatives of ``sign`` (second derivatives of ``abs``)
+are taken as 0, their value almost everywhere.
+
+:class:`SymbolicLandscape` is the base of landscapes defined by a formula: it compiles the formula
+once per class and parameter values and caches the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy
+
+from gdlab.landscapes.base import Landscape
+
+
+def _clean(expr: sympy.Expr) -> sympy.Expr:
+    """Replace what NumPy cannot evaluate: DiracDelta → 0, complex infinity → NaN."""
+    if expr.has(sympy.Derivative):  # d sign(u)/dv for a compound u stays unevaluated; it is 0 a.e.
+        expr = expr.replace(
+            lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.sign), lambda e: sympy.S.Zero
+        )
+    if expr.has(sympy.DiracDelta):
+        expr = expr.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    if expr.has(sympy.zoo):
+        expr = expr.xreplace({sympy.zoo: sympy.nan})
+    return expr
+
+
+def _real(v: Any) -> np.ndarray:
+    a = np.asarray(v)
+    if a.dtype.kind == "c":
+        a = np.where(a.imag == 0, a.real, np.nan)
+    return a
+
+
+class DerivationError(ValueError):
+    """The derivatives of an expression cannot be used: too large, or not evaluated by SymPy."""
+
+
+def tree_size(expr: sympy.Basic) -> int:
+    """Number of nodes of a SymPy expression tree."""
+    return sum(1 for _ in sympy.preorder_traversal(expr))
+
+
+class CompiledExpression:
+    """Value, gradient and Hessian of a SymPy expression in ``symbols``, batched over leading axes.
+
+    Attributes ``expr``, ``symbols``, ``gradient`` (tuple of expressions) and ``hessian_exprs``
+    (tuple of tuples) hold the symbolic forms. With ``max_gradient_size``, a gradient with more
+    tree nodes than that raises :class:`DerivationError` before the (costlier) Hessian is derived.
+    """
+
+    def __init__(self, expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_gradient_size: int | None = None) -> None:
+        self.symbols = tuple(symbols)
+        self.expr = _clean(expr)
+        d = len(self.symbols)
+        self.gradient = tuple(_clean(sympy.diff(self.expr, s)) for s in self.symbols)
+        if max_gradient_size is not None:
+            size = sum(tree_size(g) for g in self.gradient)
+            if size > max_gradient_size:
+                raise DerivationError(
+                    f"too complex to differentiate (its gradient has {size} nodes, more than {max_gradient_size})"
+                )
+        upper = {(i, j): _clean(sympy.diff(self.gradient[i], self.symbols[j])) for i in range(d) for j in range(i, d)}
+        self.hessian_exprs = tuple(tuple(upper[min(i, j), max(i, j)] for j in range(d)) for i in range(d))
+        self._upper = list(upper)
+        if any(e.has(sympy.Derivative) for e in (*self.gradient, *upper.values())):
+            raise DerivationError("has derivatives that SymPy leaves unevaluated")
+        args = list(self.symbols)
+        self._f = sympy.lambdify(args, self.expr, modules="numpy")
+        self._g = sympy.lambdify(args, list(self.gradient), modules="numpy", cse=True)
+        self._fg = sympy.lambdify(args, [self.expr, *self.gradient], modules="numpy", cse=True)
+        self._h = sympy.lambdify(args, list(upper.values()), modules="numpy", cse=True)
+
+    def _call(self, fn: Callable[..., Any], x: np.ndarray) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*(x[..., i] for i in range(x.shape[-1])))
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """``f(x)`` for ``x`` of shape ``batch + (d,)``: shape ``batch``."""
+        out = np.empty(x.shape[:-1], dtype=x.dtype)
+        out[...] = _real(self._call(self._f, x))
+        return out
+
+    def _fill(self, parts: Sequence[Any], x: np.ndarray) -> np.ndarray:
+        out = np.empty(x.shape, dtype=x.dtype)
+        for i, part in enumerate(parts):
+            out[..., i] = _real(part)
+        return out
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        """``∇f(x)``, shape of ``x``."""
+        return self._fill(self._call(self._g, x), x)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(f(x), ∇f(x))`` from one compiled function (shared subexpressions computed once)."""
+        parts = self._call(self._fg, x)
+        value = np.empty(x.shape[:-1], dtype=x.dtype)
+        value[...] = _real(parts[0])
+        return value, self._fill(parts[1:], x)
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """``∇²f(x)``, shape ``batch + (d, d)`` (symmetric)."""
+        d = x.shape[-1]
+        out = np.empty(x.shape[:-1] + (d, d), dtype=x.dtype)
+        for (i, j), part in zip(self._upper, self._call(self._h, x), strict=True):
+            out[..., i, j] = _real(part)
+            if i != j:
+                out[..., j, i] = out[..., i, j]
+        return out
+
+
+def compile_expression(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_gradient_size: int | None = None
+) -> CompiledExpression:
+    """Differentiate ``expr`` twice in ``symbols`` and compile value, gradient and Hessian."""
+    return CompiledExpression(expr, symbols, max_gradient_size)
+
+
+def real_symbols(names: Sequence[str]) -> tuple[sympy.Symbol, ...]:
+    """Real SymPy symbols (so that ``d|x|/dx = sign(x)``)."""
+    return tuple(sympy.Symbol(n, real=True) for n in names)
+
+
+_CACHE: dict[tuple[Any, ...], CompiledExpression] = {}
+_CACHE_SIZE = 64
+
+
+class SymbolicLandscape(Landscape):
+    """A landscape given by a SymPy formula; value, gradient and Hessian are compiled from it.
+
+    Subclasses set ``variables`` and implement :meth:`formula` (using the validated parameters on
+    ``self``) and :meth:`_setup` (domain, start, critical points). The compiled functions are cached
+    per class and parameter values, so constructing the same landscape twice derives nothing twice.
+    """
+
+    variables: ClassVar[tuple[str, ...]] = ("x", "y")
+
+    def formula(self, *v: sympy.Symbol) -> sympy.Expr:
+        """The landscape as a SymPy expression in the symbols ``v`` (one per coordinate)."""
+        raise NotImplementedError
+
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def _build(self) -> None:
+        self.dim = len(self.variables)
+        key = (type(self), tuple(sorted(self.get_params().items())))
+        compiled = _CACHE.get(key)
+        if compiled is None:
+            symbols = real_symbols(self.variables)
+            compiled = _CACHE[key] = compile_expression(self.formula(*symbols), symbols)
+            if len(_CACHE) > _CACHE_SIZE:  # parameterised formulas: keep the most recent ones
+                _CACHE.pop(next(iter(_CACHE)))
+        self.compiled = compiled
+        self._setup()
+
+    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        return self.compiled.expr, self.compiled.symbols
+
+    def _value(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.value(x)
+
+    def _grad(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.grad(x)
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.compiled.value_and_grad(x)
+
+    def _hessian(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.hessian(x)
