@@ -233,3 +233,31 @@ def test_scalar_types_survive(tmp_path):
     save_state(tmp_path / "s.npz", opt, state)
     _, loaded = load_state(tmp_path / "s.npz")
     assert_same(loaded, state)
+
+
+def test_chain_of_transforms_round_trips_bit_for_bit(tmp_path):
+    """A chain (clip + accumulate + loss scaling + AdamW) resumes exactly where it stopped."""
+    from gdlab.core.objective import Rosenbrock
+    from gdlab.core.optimizers import make_optimizer
+    from gdlab.core.serialization import load_state, save_state
+    from gdlab.core.transforms import accumulate, chain, clip_by_global_norm, loss_scale
+
+    def build():
+        return chain(clip_by_global_norm(1.0), accumulate(2), loss_scale(init_scale=2.0**8),
+                     make_optimizer("adamw", lr=0.01))
+
+    objective = Rosenbrock()
+    opt = build()
+    p = np.array([-1.5, 2.0])
+    state = opt.init(p)
+    straight_p, straight_state = p, state
+    for _ in range(20):
+        straight_p, straight_state, _ = opt.step(objective, straight_p, straight_state)
+    for _ in range(10):
+        p, state, _ = opt.step(objective, p, state)
+    save_state(tmp_path / "chain.npz", opt, state)
+    loaded, state = load_state(tmp_path / "chain.npz")
+    assert repr(loaded) == repr(opt)
+    for _ in range(10):
+        p, state, _ = loaded.step(objective, p, state)
+    np.testing.assert_array_equal(p, straight_p)

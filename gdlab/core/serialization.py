@@ -30,6 +30,7 @@ import numpy as np
 
 import gdlab
 from gdlab.core.optimizer import Optimizer, State
+from gdlab.core.transforms import Chain
 
 FORMAT = "gdlab-optimizer-state"
 FORMAT_VERSION = 1
@@ -94,17 +95,18 @@ def load_state(path: str | os.PathLike[str]) -> tuple[Optimizer, State]:
     name = meta.get("optimizer")
     if not isinstance(name, str):
         raise ValueError(f"{where}: corrupt gdlab state file: the optimizer name is missing")
-    try:
-        optimizer_class(name)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+    if name != Chain.name:
+        try:
+            optimizer_class(name)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
     hyper = _decode(meta.get("hyperparams"), arrays, where)
     state = _decode(meta.get("state"), arrays, where)
     if not isinstance(hyper, dict) or not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise ValueError(f"{where}: corrupt gdlab state file: hyperparams or state (with an integer step) missing")
     try:
-        optimizer = make_optimizer(name, **hyper)
-    except (TypeError, ValueError) as err:
+        optimizer = Chain.from_params(hyper) if name == Chain.name else make_optimizer(name, **hyper)
+    except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"{where}: the stored hyperparameters of {name!r} are not valid: {err}") from None
     return optimizer, state
 

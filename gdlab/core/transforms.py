@@ -343,6 +343,19 @@ class Chain(Optimizer):
             "inner": {"name": self.inner.name, **self.inner.get_params()},
         }
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Chain:
+        """Rebuild a chain from :meth:`get_params` output (used when loading saved states)."""
+        from gdlab.core.optimizers import make_optimizer
+
+        try:
+            transforms = [dict(t) for t in params["transforms"]]
+            inner = dict(params["inner"])
+        except (KeyError, TypeError):
+            raise ValueError(f"chain: expected 'transforms' and 'inner' parameters, got {params!r}") from None
+        parts = [make_transform(t.pop("name"), **t) for t in transforms]
+        return cls(tuple(parts), make_optimizer(inner.pop("name"), **inner))
+
     def __repr__(self) -> str:
         return f"chain({', '.join(repr(part) for part in (*self.transforms, self.inner))})"
 
