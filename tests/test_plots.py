@@ -312,3 +312,24 @@ def test_failure_while_writing_leaves_no_partial_file(tmp_path, bowl_runs, monke
     with pytest.raises(RuntimeError):
         save_figure(fig, tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_seed_figures_of_the_gallery(tmp_path):
+    from gdlab.plots import gallery
+
+    fig = gallery.seed_learning_rate_triptych()
+    assert [ax.get_title() for ax in fig.axes] == [
+        "too small: lr=0.005", "about right: lr=0.05", "too large: lr=0.101",
+    ]
+    # The too-large run oscillates away (|y| grows), the about-right one ends at the minimum.
+    right = fig.axes[1].get_lines()[0].get_xydata()
+    large = fig.axes[2].get_lines()[0].get_xydata()
+    assert np.linalg.norm(right[-1]) < 1e-2
+    assert abs(large[-1, 1]) > abs(large[1, 1])
+    fig = gallery.seed_warmup_cosine()
+    warm = fig.axes[0].get_lines()[0].get_ydata()
+    assert warm[0] == 0.0 and warm[100] == pytest.approx(1e-3) and warm[50] == pytest.approx(5e-4)
+    page = gallery._markdown(tmp_path / "gallery", tmp_path / "gallery.md", animation=True)
+    for name in gallery.FIGURES:
+        assert f"(gallery/{name})" in page
+    assert "(gallery/rolling.gif)" in page

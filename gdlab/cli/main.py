@@ -12,12 +12,23 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gdlab import __version__
-from gdlab.cli import demo
+from gdlab.cli import analyze, compare, demo, listing, schedule, serve, sweep, train
+from gdlab.cli import run as run_command
 
 #: (name, help, add_arguments, run) of every subcommand.
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
-COMMANDS: list[Command] = [demo.COMMAND]
+COMMANDS: list[Command] = [
+    demo.COMMAND,
+    serve.COMMAND,
+    listing.COMMAND,
+    run_command.COMMAND,
+    compare.COMMAND,
+    train.COMMAND,
+    schedule.COMMAND,
+    analyze.COMMAND,
+    sweep.COMMAND,
+]
 
 
 class UsageError(Exception):

@@ -148,6 +148,14 @@ def suggest(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def lookup(table: Mapping[str, Any], name: Any, kind: str) -> Any:
+    """``table[name]``, or ``ValueError`` naming the unknown ``kind`` with a close match and the valid names."""
+    if isinstance(name, str) and name in table:
+        return table[name]
+    hint = suggest(name, table) if isinstance(name, str) else ""
+    raise ValueError(f"unknown {kind} {name!r}{hint}; valid: {', '.join(table)}")
+
+
 def validate_hyperparams(specs: tuple[Hyper, ...], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
     """Check ``given`` against ``specs`` and fill defaults.
 

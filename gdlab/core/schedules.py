@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gdlab.core.hyper import Configurable, Hyper, suggest
+from gdlab.core.hyper import Configurable, Hyper, lookup
 
 ScheduleState = dict[str, Any]
 
@@ -567,12 +567,7 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 def schedule_class(name: str) -> type[Schedule]:
     """The schedule class called ``name``; unknown names list the valid ones."""
-    try:
-        return SCHEDULES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown schedule {name!r}{suggest(name, SCHEDULES)}; valid: {', '.join(SCHEDULES)}"
-        ) from None
+    return lookup(SCHEDULES, name, "schedule")
 
 
 def make_schedule(name: str, **hyperparams: Any) -> Schedule:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gdlab.core.batching import as_params, batch_shape, check_like, expand, per_run, run_all_finite
-from gdlab.core.hyper import Configurable, Hyper, suggest
+from gdlab.core.hyper import Configurable, Hyper, lookup
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, State, StepResult, _merge_state
 from gdlab.core.optimizers.common import add_l2
@@ -457,12 +457,7 @@ TRANSFORMS: dict[str, type[GradientTransform]] = {
 
 def transform_class(name: str) -> type[GradientTransform]:
     """The transform class called ``name``; unknown names list the valid ones."""
-    try:
-        return TRANSFORMS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown transform {name!r}{suggest(name, TRANSFORMS)}; valid: {', '.join(TRANSFORMS)}"
-        ) from None
+    return lookup(TRANSFORMS, name, "transform")
 
 
 def make_transform(name: str, **hyperparams: Any) -> GradientTransform:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdlab.core.hyper import describe, suggest
+from gdlab.core.hyper import describe, lookup
 from gdlab.landscapes.base import Landscape
 from gdlab.landscapes.classic import (
     Ackley,
@@ -61,11 +61,7 @@ LANDSCAPES: dict[str, type[Landscape]] = {
 
 def landscape_class(name: str) -> type[Landscape]:
     """The class registered under ``name``; ``ValueError`` listing the valid names otherwise."""
-    if not isinstance(name, str) or name not in LANDSCAPES:
-        shown = name if isinstance(name, str) else repr(name)
-        hint = suggest(name, LANDSCAPES) if isinstance(name, str) else ""
-        raise ValueError(f"unknown landscape {shown!r}{hint}; valid names: {', '.join(LANDSCAPES)}")
-    return LANDSCAPES[name]
+    return lookup(LANDSCAPES, name, "landscape")
 
 
 def make_landscape(name: str, **params: Any) -> Landscape:

@@ -9,14 +9,16 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from gdlab.engine.sweeps import DIVERGED_CODE as DIVERGED
+from gdlab.engine.sweeps import NO_MINIMUM as NOT_CONVERGED
 from gdlab.plots.style import new_figure, run_colour
 
-DIVERGED = -1
-NOT_CONVERGED = -2
+__all__ = ["DIVERGED", "NOT_CONVERGED", "basin_figure", "basin_image"]
 
 
 def basin_image(outcome: np.ndarray, steps: np.ndarray, max_steps: int) -> np.ndarray:
-    """RGB image: colour per reached minimum (index ≥ 0), black for divergence, white for neither;
+    """RGB image: colour per reached minimum (index ≥ 0), black for divergence, white for ending
+    away from every known minimum;
     shaded darker the more steps a start took."""
     outcome = np.asarray(outcome)
     image = np.ones(outcome.shape + (3,))
@@ -56,10 +58,10 @@ def basin_figure(
     handles = []
     for index, loc in enumerate(minima):
         colour = run_colour(index)
-        ax.plot(loc[0], loc[1], "*", color=colour, ms=16, mec="black")
+        ax.plot(loc[0], loc[1], "*", color="white", ms=16, mec="black")
         handles.append(Patch(color=colour, label=f"minimum {index}: ({loc[0]:.3g}, {loc[1]:.3g})"))
     handles.append(Patch(color="black", label="diverged"))
-    handles.append(Patch(facecolor="white", edgecolor="grey", label="not converged"))
+    handles.append(Patch(facecolor="white", edgecolor="grey", label="no minimum reached"))
     ax.legend(handles=handles, fontsize="small", loc="upper right")
     ax.set_xlabel("x start")
     ax.set_ylabel("y start")

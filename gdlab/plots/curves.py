@@ -63,6 +63,34 @@ def distance_figure(
     return fig
 
 
+def series_figure(
+    series: Mapping[str, Sequence[float] | tuple[Sequence[float], Sequence[float]]],
+    *,
+    x_label: str = "step",
+    y_label: str = "value",
+    title: str = "",
+    log: bool = False,
+    size: tuple[int, int] = (1000, 600),
+    dpi: int = 100,
+) -> Figure:
+    """Labelled curves on one axis: each value is ``y`` (plotted against 0, 1, ...) or ``(x, y)``."""
+    if not series:
+        raise ValueError(f"nothing to draw for {title or y_label!r}")
+    fig = new_figure(size, dpi)
+    ax = fig.add_subplot()
+    for i, (label, values) in enumerate(series.items()):
+        if isinstance(values, tuple):
+            x, y = (np.asarray(v, dtype=np.float64) for v in values)
+        else:
+            y = np.asarray(values, dtype=np.float64)
+            x = np.arange(len(y))
+        ax.plot(x, y, color=run_colour(i), lw=2.0, label=label)
+    if log:
+        ax.set_yscale("log")
+    _finish(ax, x_label, y_label, title, True)
+    return fig
+
+
 def schedule_figure(
     curves: Mapping[str, Sequence[float]],
     *,
@@ -73,13 +101,7 @@ def schedule_figure(
     """One or several learning-rate curves (label → lr per step) on one axis."""
     if not curves:
         raise ValueError("no schedule to draw")
-    fig = new_figure(size, dpi)
-    ax = fig.add_subplot()
-    for i, (label, values) in enumerate(curves.items()):
-        lr = np.asarray(values, dtype=np.float64)
-        ax.plot(np.arange(len(lr)), lr, color=run_colour(i), lw=2.0, label=label)
-    _finish(ax, "step", "learning rate", title, True)
-    return fig
+    return series_figure(curves, x_label="step", y_label="learning rate", title=title, size=size, dpi=dpi)
 
 
 def sweep_figure(

@@ -30,7 +30,21 @@ def contour_figure(
     stars. 1-D landscapes are drawn as the curve f(x) with each run's iterates on it.
     """
     fig = new_figure(size, dpi)
-    ax = fig.add_subplot()
+    draw_landscape(fig.add_subplot(), landscape, runs, grid=grid, levels=levels, title=title, domain=domain)
+    return fig
+
+
+def draw_landscape(
+    ax: Any,
+    landscape: Any,
+    runs: Sequence[Any] = (),
+    *,
+    grid: int = 300,
+    levels: int = 30,
+    title: str | None = None,
+    domain: tuple[tuple[float, float], ...] | None = None,
+) -> None:
+    """Draw :func:`contour_figure`'s picture into an existing axes (for multi-panel figures)."""
     if landscape.dim == 1:
         _draw_curve(ax, landscape, runs, domain)
     else:
@@ -50,7 +64,6 @@ def contour_figure(
     ax.set_title(title or getattr(landscape, "name", ""))
     if runs:
         ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
-    return fig
 
 
 def _draw_path(ax: Any, run: Any, colour: str) -> None:

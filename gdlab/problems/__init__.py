@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdlab.core.hyper import suggest
+from gdlab.core.hyper import lookup
 from gdlab.problems.base import Problem, ProblemObjective, load_dataset, split_indices
 from gdlab.problems.batches import epoch_batches, group_batches, minibatches, steps_per_epoch
 from gdlab.problems.models import MLP, LinearRegression, LogisticRegression, SoftmaxRegression
@@ -22,12 +22,7 @@ PROBLEMS: dict[str, type[Problem]] = {
 
 def problem_class(name: str) -> type[Problem]:
     """The problem class called ``name``; unknown names list the valid ones."""
-    try:
-        return PROBLEMS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown problem {name!r}{suggest(str(name), PROBLEMS)}; valid: {', '.join(PROBLEMS)}"
-        ) from None
+    return lookup(PROBLEMS, name, "problem")
 
 
 def make_problem(name: str, **params: Any) -> Problem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gdlab.core.hyper import suggest
+from gdlab.core.hyper import lookup
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.optimizers.adadelta import Adadelta
 from gdlab.core.optimizers.adagrad import Adagrad
@@ -29,12 +29,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 def optimizer_class(name: str) -> type[Optimizer]:
     """The optimizer class called ``name``; unknown names list the valid ones."""
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown optimizer {name!r}{suggest(name, OPTIMIZERS)}; valid: {', '.join(OPTIMIZERS)}"
-        ) from None
+    return lookup(OPTIMIZERS, name, "optimizer")
 
 
 def make_optimizer(name: str, **hyperparams: Any) -> Optimizer:

@@ -1,0 +1,821 @@
+"""The run engine: many optimizer runs advanced together, one vectorised call per step.
+
+:func:`run_batch` runs ``B = starts.shape[:-1]`` (broadcast with every batched hyperparameter, see
+below) independent runs of one optimizer on one objective. The only Python loop is over the steps;
+every step is a handful of whole-batch array operations, so the cost per step hardly depends on how
+many runs there are. At every point ``x_k`` (``k = 0`` is the start) the engine records the position,
+the loss ``f(x_k)`` and the gradient norm ``‖∇f(x_k)‖``; for every update it records the learning
+rate ``η_k`` that moved ``x_k`` to ``x_{k+1}``.
+
+**Batching many starts × many hyperparameter values.** The batch shape is
+``np.broadcast_shapes(starts.shape[:-1], *shapes of the array hyperparameters)``. Put the starts on
+one axis and the values on another: starts of shape ``(S, 1, d)`` with ``lr`` of shape ``(L,)``
+give ``S × L`` runs of shape ``(S, L, d)``, run ``[s, l]`` starting at ``starts[s, 0]`` with
+``lr[l]``. A single start ``(d,)`` with ``lr`` of shape ``(L,)`` gives ``L`` runs.
+
+**Stopping rules** (checked at every recorded point, per run; the first that fires decides):
+
+====================================  ==========  ==============================================
+rule                                  status      detail
+====================================  ==========  ==============================================
+optimizer flags the step non-finite   diverged    the update was refused (params untouched)
+loss or gradient not finite           diverged    the point is not recorded
+``max_i |x_i| > bound``               diverged    left the box (default: see :func:`default_bound`)
+``f(x_k) > blowup·(|f(x_0)| + floor)``  diverged    the loss blew up
+``‖∇f(x_k)‖ < tol``                   converged
+``f(x_k) < target``                   converged
+``k = steps``                         max_steps   none of the above fired
+====================================  ==========  ==============================================
+
+``stopped_at`` is the number of updates applied when the status was decided. A finished run is
+frozen: its recorded values stop changing (the record arrays repeat its last recorded values), and
+the engine never feeds NaN forward: the working params of a finished run are its last recorded
+point and its gradient is replaced by zero. Only finite numbers are recorded for a run: when the
+loss or gradient at a new point is not finite, or the optimizer refused the update, the run's
+record ends at the previous point (``n_points = stopped_at``); otherwise ``n_points =
+stopped_at + 1``. (The one exception is a start whose own loss is not finite: it is kept as the only
+point, with status diverged at step 0.)
+
+**One path for every optimizer.** Each step calls ``optimizer.step(objective, params, state,
+lr=..., grad=...)`` with the gradient the engine already has at ``params``: elementwise optimizers
+use it, those that need more (look-ahead Nesterov, Newton, SAM, L-BFGS) ask the objective. An
+optimizer class may declare ``batched = False`` when its ``step`` can only take one run at a time
+(L-BFGS is treated so, see :func:`takes_batches`); only for those the engine loops over the runs
+(each run is still one :func:`run_batch` call with a batch of one) and stacks the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gdlab.core.batching import as_params, run_norm
+from gdlab.core.objective import Objective
+from gdlab.core.optimizer import Optimizer
+from gdlab.engine.result import STATUSES, RunResult
+
+#: Status codes of :attr:`BatchRecord.status_code`, indexes into :data:`STATUSES`.
+CONVERGED, DIVERGED, MAX_STEPS = 0, 1, 2
+
+# Reason codes (why a run stopped).
+R_MAX_STEPS = 0
+R_GRAD_TOL = 1
+R_TARGET = 2
+R_NONFINITE_UPDATE = 3
+R_NONFINITE_LOSS = 4
+R_NONFINITE_GRAD = 5
+R_BOUND = 6
+R_BLOWUP = 7
+R_BAD_START = 8
+
+#: Default bound = this factor × the larger of the landscape's domain extent and the start's size.
+BOUND_FACTOR = 1000.0
+#: Absolute floor in the blow-up rule ``f > blowup · (|f(x₀)| + floor)``.
+BLOWUP_FLOOR = 1e-3
+#: Optimizers whose ``step`` takes one run at a time (when their class does not say ``batched``).
+ONE_RUN_AT_A_TIME = frozenset({"lbfgs"})
+#: Largest memory the record arrays of one call may take (bytes).
+MAX_RECORD_BYTES = 4e9
+#: Largest step count the engine accepts (the CLI documents the same limit).
+MAX_STEPS_LIMIT = 1_000_000
+
+
+@dataclass
+class BatchRecord:
+    """Everything recorded by :func:`run_batch` for a batch of runs of shape ``batch_shape``.
+
+    Record arrays are time-major: ``positions[k]`` (shape ``batch + (d,)``) is the point after
+    ``k`` updates, ``loss[k]``/``grad_norm[k]`` are ``f`` and ``‖∇f‖`` there, ``lr[k]`` is the
+    learning rate of update ``k + 1``. Past a run's end its entries repeat its last recorded values.
+    With ``record=False`` only the per-run final values are kept (record arrays are ``None``).
+    """
+
+    optimizer: str
+    hyperparams: dict[str, Any]
+    batch_shape: tuple[int, ...]
+    starts: np.ndarray  # batch + (d,)
+    positions: np.ndarray | None  # (T + 1,) + batch + (d,)
+    loss: np.ndarray | None  # (T + 1,) + batch
+    grad_norm: np.ndarray | None  # (T + 1,) + batch
+    lr: np.ndarray | None  # (T,) + batch
+    status_code: np.ndarray  # batch, int8 (CONVERGED / DIVERGED / MAX_STEPS)
+    stopped_at: np.ndarray  # batch, int64
+    n_points: np.ndarray  # batch, int64: recorded points of each run
+    reason_code: np.ndarray  # batch, int8
+    reason_value: np.ndarray  # batch, float: the value that triggered the stop
+    final_params: np.ndarray  # batch + (d,): the last recorded point
+    final_loss: np.ndarray  # batch
+    final_grad_norm: np.ndarray  # batch
+    steps: int
+    tol: float | None = None
+    target: float | None = None
+    bound: np.ndarray | float | None = None  # per run (batch) or scalar
+    blowup: float = 1e8
+    label: str = ""
+    schedule: str | None = None
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    looped: bool = False  # True when the optimizer could only take one run at a time
+
+    # -- per-run views -------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of runs."""
+        return int(np.prod(self.batch_shape, dtype=np.int64))
+
+    @property
+    def dim(self) -> int:
+        return int(self.starts.shape[-1])
+
+    @property
+    def status(self) -> np.ndarray:
+        """Status string of every run (shape ``batch``)."""
+        return np.asarray(STATUSES, dtype=object)[self.status_code]
+
+    def counts(self) -> dict[str, int]:
+        """How many runs ended with each status."""
+        return {s: int(np.sum(self.status_code == i)) for i, s in enumerate(STATUSES)}
+
+    def reason(self, index: Any = ()) -> str:
+        """The human-readable reason why run ``index`` stopped."""
+        idx = _index(index, self.batch_shape)
+        code = int(self.reason_code[idx])
+        k = int(self.stopped_at[idx])
+        v = float(self.reason_value[idx])
+        bound = self.bound if self.bound is None or np.ndim(self.bound) == 0 else np.asarray(self.bound)[idx]
+        if code == R_GRAD_TOL:
+            return f"gradient norm {v:.3g} < tol {self.tol:g} at step {k}"
+        if code == R_TARGET:
+            return f"loss {v:.6g} < target {self.target:g} at step {k}"
+        if code == R_NONFINITE_UPDATE:
+            return f"non-finite gradient or update at step {k} (the optimizer refused the step)"
+        if code == R_NONFINITE_LOSS:
+            return f"the loss became non-finite at step {k}"
+        if code == R_NONFINITE_GRAD:
+            return f"the gradient became non-finite at step {k}"
+        if code == R_BOUND:
+            return f"left the box |x_i| <= {float(bound):.3g} at step {k} (max |x_i| = {v:.3g})"
+        if code == R_BLOWUP:
+            return f"the loss blew up to {v:.3g} (> {self.blowup:g} x the start loss) at step {k}"
+        if code == R_BAD_START:
+            return "the start has a non-finite loss or gradient"
+        if self.tol is None and self.target is None:
+            return f"ran all {self.steps} steps"
+        return f"reached the step limit ({self.steps}) before the stopping rule"
+
+    def reasons(self) -> np.ndarray:
+        """Reason strings of every run (shape ``batch``; formatted on demand)."""
+        out = np.empty(self.batch_shape, dtype=object)
+        for idx in np.ndindex(self.batch_shape):
+            out[idx] = self.reason(idx)
+        return out
+
+    def hyperparams_at(self, index: Any = ()) -> dict[str, Any]:
+        """The scalar hyperparameters of run ``index`` (array values picked at that run)."""
+        idx = _index(index, self.batch_shape)
+        return {k: _pick(v, idx, self.batch_shape) for k, v in self.hyperparams.items()}
+
+    def run(self, index: Any = ()) -> RunResult:
+        """Run ``index`` of the batch as a :class:`RunResult` (its recorded points only)."""
+        if self.positions is None or self.loss is None or self.grad_norm is None or self.lr is None:
+            raise ValueError("this batch was run with record=False; only final values were kept")
+        idx = _index(index, self.batch_shape)
+        n = int(self.n_points[idx])
+        sel = (slice(0, n),) + idx
+        extra: dict[str, Any] = {}
+        if self.batch_shape:
+            extra["index"] = list(idx)
+        if self.schedule_params:
+            extra["schedule_params"] = {k: _pick(v, idx, self.batch_shape) for k, v in self.schedule_params.items()}
+        return RunResult(
+            optimizer=self.optimizer,
+            hyperparams=self.hyperparams_at(idx),
+            trajectory=np.array(self.positions[sel]),
+            loss=np.array(self.loss[sel]),
+            grad_norm=np.array(self.grad_norm[sel]),
+            lr=np.array(self.lr[(slice(0, max(n - 1, 0)),) + idx]),
+            status=STATUSES[int(self.status_code[idx])],
+            stopped_at=int(self.stopped_at[idx]),
+            reason=self.reason(idx),
+            label=self.label,
+            schedule=self.schedule,
+            extra=extra,
+        )
+
+    def runs(self) -> list[RunResult]:
+        """Every run as a :class:`RunResult`, in C order of the batch."""
+        return [self.run(idx) for idx in np.ndindex(self.batch_shape)]
+
+
+# ------------------------------------------------------------------------------------------------
+# the engine
+# ------------------------------------------------------------------------------------------------
+def run_batch(
+    objective: Objective,
+    optimizer: Optimizer,
+    starts: Any,
+    *,
+    steps: int,
+    schedule: Any = None,
+    tol: float | None = None,
+    target: float | None = None,
+    bound: float | None = None,
+    blowup: float | None = 1e8,
+    blowup_floor: float = BLOWUP_FLOOR,
+    record: bool = True,
+    label: str = "",
+) -> BatchRecord:
+    """Run ``optimizer`` on ``objective`` from every start at once; see the module docstring.
+
+    ``starts`` has shape ``S + (d,)``; the batch shape is ``S`` broadcast with the shapes of the
+    optimizer's (and schedule's) array hyperparameters. ``schedule`` (an object with ``init``,
+    ``lr(step, base_lr, state)``, ``observe(state, loss)`` and ``needs_loss``) sets the learning
+    rate of update ``k + 1`` to ``schedule.lr(k, η, state)``, η being the optimizer's ``lr``.
+    ``bound=None`` picks :func:`default_bound`; pass ``math.inf`` to disable it; ``blowup=None``
+    disables the blow-up rule. ``record=False`` keeps only final values (for big sweeps).
+    """
+    steps = _check_steps(steps)
+    tol = _check_nonneg(tol, "tol")
+    if target is not None and not math.isfinite(float(target)):
+        raise ValueError(f"target must be a finite number, got {target!r}")
+    if blowup is not None and not (float(blowup) > 1):
+        raise ValueError(f"blowup must be greater than 1, got {blowup!r}")
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be a gdlab Objective, got {type(objective).__name__}")
+    if not objective.has_value:
+        raise TypeError(f"the run engine records the loss, but {type(objective).__name__} provides none")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gdlab Optimizer, got {type(optimizer).__name__}")
+    x0 = as_params(np.asarray(starts, dtype=np.float64), "starts")
+    shapes = hyper_shapes(optimizer) + (hyper_shapes(schedule) if schedule is not None else [])
+    try:
+        batch = np.broadcast_shapes(x0.shape[:-1], *shapes)
+    except ValueError:
+        raise ValueError(
+            f"starts of shape {x0.shape} (batch {x0.shape[:-1]}) do not broadcast against the array "
+            f"hyperparameters of shapes {shapes}; put starts on leading axes, e.g. (S, 1, d) with lr (L,)"
+        ) from None
+    if not takes_batches(optimizer) and batch:
+        return _run_looped(objective, optimizer, x0, batch, steps=steps, schedule=schedule, tol=tol,
+                           target=target, bound=bound, blowup=blowup, blowup_floor=blowup_floor,
+                           record=record, label=label)
+    size = math.prod(batch)
+    if record and (steps + 1) * size * (x0.shape[-1] + 3) * 8 > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"recording {size} runs x {steps + 1} points of dimension {x0.shape[-1]} needs more than "
+            f"{MAX_RECORD_BYTES / 1e9:g} GB; use fewer runs or steps, or record=False (final values only)"
+        )
+    if schedule is not None and not np.all(np.isfinite(np.asarray(base_learning_rate(optimizer), dtype=float))):
+        raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
+    x0 = np.broadcast_to(x0, batch + x0.shape[-1:]).copy()
+    bound_arr = default_bound(objective, x0) if bound is None else _check_bound(bound)
+    with np.errstate(all="ignore"):
+        return _engine(objective, optimizer, x0, steps=steps, schedule=schedule, tol=tol, target=target,
+                       bound=bound_arr, blowup=blowup, blowup_floor=blowup_floor, record=record, label=label)
+
+
+def _engine(
+    objective: Objective,
+    optimizer: Optimizer,
+    x0: np.ndarray,
+    *,
+    steps: int,
+    schedule: Any,
+    tol: float | None,
+    target: float | None,
+    bound: np.ndarray | float,
+    blowup: float | None,
+    blowup_floor: float,
+    record: bool,
+    label: str,
+) -> BatchRecord:
+    batch = x0.shape[:-1]
+    params = x0.copy()
+    state = optimizer.init(params)
+    f, g = objective.value_and_grad(params)
+    f = np.array(np.broadcast_to(f, batch), dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    gn = row_norm(g)
+
+    # lr source: the configured lr (recorded, not passed) or the schedule (passed as an override).
+    base_lr = base_learning_rate(optimizer)
+    sched_state = schedule.init() if schedule is not None else None
+    needs_loss = bool(getattr(schedule, "needs_loss", False)) if schedule is not None else False
+    const_lr = None if schedule is not None else np.broadcast_to(np.asarray(base_lr, dtype=np.float64), batch)
+
+    # stopping thresholds
+    limit = blowup * (np.abs(f) + blowup_floor) if blowup is not None else None
+    check_bound = not (np.ndim(bound) == 0 and math.isinf(float(bound)))
+
+    # per-run outcome
+    status = np.full(batch, MAX_STEPS, dtype=np.int8)
+    reason = np.full(batch, R_MAX_STEPS, dtype=np.int8)
+    reason_value = np.full(batch, np.nan)
+    stopped_at = np.full(batch, steps, dtype=np.int64)
+    n_points = np.full(batch, steps + 1, dtype=np.int64)
+    active = np.ones(batch, dtype=bool)
+
+    # the start
+    bad_start = ~np.isfinite(f + gn)
+    out_start = (row_absmax(params) > bound) if check_bound else np.zeros(batch, dtype=bool)
+    done0 = bad_start | out_start
+    conv0 = np.zeros(batch, dtype=bool)
+    if tol is not None:
+        conv0 |= gn < tol
+    if target is not None:
+        conv0 |= f < target
+    conv0 &= ~done0
+    if done0.any() or conv0.any():
+        codes = np.select(
+            [bad_start, out_start, conv0 & (gn < (tol if tol is not None else -1.0))],
+            [R_BAD_START, R_BOUND, R_GRAD_TOL], default=R_TARGET,
+        )
+        vals = np.select([out_start, codes == R_GRAD_TOL], [row_absmax(params), gn], default=f)
+        fin = done0 | conv0
+        status[fin] = np.where(done0, DIVERGED, CONVERGED)[fin]
+        reason[fin] = codes[fin]
+        reason_value[fin] = vals[fin]
+        stopped_at[fin] = 0
+        n_points[fin] = 1
+        active &= ~fin
+        g = np.where(active[..., None], g, 0.0)
+
+    # preallocated records (time-major)
+    if record:
+        positions = np.empty((steps + 1,) + params.shape)
+        loss_rec = np.empty((steps + 1,) + batch)
+        gn_rec = np.empty((steps + 1,) + batch)
+        lr_rec = np.empty((steps,) + batch)
+        positions[0], loss_rec[0], gn_rec[0] = params, f, gn
+    else:
+        positions = loss_rec = gn_rec = lr_rec = None
+
+    last = 0  # last step written
+    all_active = bool(active.all())
+    for t in range(steps):
+        if not all_active and not active.any():
+            break
+        lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
+        lr_now: Any = lr_t
+        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
+        f_new, g_new = objective.value_and_grad(new_params)
+        if np.shape(f_new) != batch:
+            f_new = np.broadcast_to(f_new, batch)
+        gn_new = row_norm(g_new)
+        k = t + 1
+
+        # stopping rules, combined cheaply; the rare path sorts out which rule fired
+        unfinite = ~np.isfinite(f_new + gn_new)
+        stop = unfinite | refused
+        if check_bound:
+            xmax = row_absmax(new_params)
+            stop |= xmax > bound
+        if limit is not None:
+            stop |= f_new > limit
+        if tol is not None:
+            stop |= gn_new < tol
+        if target is not None:
+            stop |= f_new < target
+        if not all_active:
+            stop &= active
+
+        if stop.any():
+            cond = [refused, unfinite & ~np.isfinite(f_new), unfinite]
+            codes = [R_NONFINITE_UPDATE, R_NONFINITE_LOSS, R_NONFINITE_GRAD]
+            vals = [f_new, f_new, gn_new]
+            if check_bound:
+                cond.append(xmax > bound)
+                codes.append(R_BOUND)
+                vals.append(xmax)
+            if limit is not None:
+                cond.append(f_new > limit)
+                codes.append(R_BLOWUP)
+                vals.append(f_new)
+            if tol is not None:
+                cond.append(gn_new < tol)
+                codes.append(R_GRAD_TOL)
+                vals.append(gn_new)
+            if target is not None:
+                cond.append(f_new < target)
+                codes.append(R_TARGET)
+                vals.append(f_new)
+            code = np.select(cond, codes, default=R_MAX_STEPS)
+            value = np.select(cond, vals, default=np.nan)
+            reason[stop] = code[stop]
+            reason_value[stop] = value[stop]
+            status[stop] = np.where((code == R_GRAD_TOL) | (code == R_TARGET), CONVERGED, DIVERGED)[stop]
+            stopped_at[stop] = k
+            unrecorded = stop & (refused | unfinite)
+            n_points[stop] = k + 1
+            n_points[unrecorded] = k
+            # the new point is kept for runs active before this step, unless it is not recordable
+            moved = active & ~unrecorded
+            active = active & ~stop
+            all_active = False
+        elif not all_active:
+            moved = active
+        if not all_active:
+            # finished runs are frozen at their last recorded point and never see a gradient
+            new_params = np.where(moved[..., None], new_params, params)
+            f_new = np.where(moved, f_new, f)
+            gn_new = np.where(moved, gn_new, gn)
+            g_new = np.where(active[..., None], g_new, 0.0)
+        params, f, gn, g = new_params, f_new, gn_new, g_new
+        if needs_loss:
+            sched_state = schedule.observe(sched_state, f, base_lr)
+        if record:
+            positions[k] = params
+            loss_rec[k] = f
+            gn_rec[k] = gn
+            if schedule is not None:
+                lr_rec[t] = lr_now
+        last = k
+
+    if record and schedule is None:
+        lr_rec[:] = const_lr  # the configured rate, the same at every step
+    if record and last < steps:
+        positions, loss_rec, gn_rec, lr_rec = (
+            positions[: last + 1], loss_rec[: last + 1], gn_rec[: last + 1], lr_rec[:last]
+        )
+    sname, sparams = _schedule_info(schedule)
+    return BatchRecord(
+        optimizer=getattr(optimizer, "name", type(optimizer).__name__),
+        hyperparams=optimizer.get_params(),
+        batch_shape=batch,
+        starts=x0,
+        positions=positions,
+        loss=loss_rec,
+        grad_norm=gn_rec,
+        lr=lr_rec,
+        status_code=status,
+        stopped_at=stopped_at,
+        n_points=n_points,
+        reason_code=reason,
+        reason_value=reason_value,
+        final_params=params,
+        final_loss=f,
+        final_grad_norm=gn,
+        steps=steps,
+        tol=tol,
+        target=target,
+        bound=bound,
+        blowup=blowup if blowup is not None else math.inf,
+        label=label,
+        schedule=sname,
+        schedule_params=sparams,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# optimizers that take one run at a time
+# ------------------------------------------------------------------------------------------------
+def _run_looped(
+    objective: Objective, optimizer: Optimizer, x0: np.ndarray, batch: tuple[int, ...], **kw: Any
+) -> BatchRecord:
+    """Loop over runs (only for optimizer classes with ``batched = False``) and stack the records."""
+    x0 = np.broadcast_to(x0, batch + x0.shape[-1:])
+    params = optimizer.get_params()
+    schedule = kw.pop("schedule")
+    sparams = schedule.get_params() if schedule is not None and hasattr(schedule, "get_params") else {}
+    records = []
+    for idx in np.ndindex(batch):
+        opt_i = type(optimizer)(**{k: _pick(v, idx, batch) for k, v in params.items()})
+        sched_i = schedule
+        if schedule is not None and any(isinstance(v, np.ndarray) for v in sparams.values()):
+            sched_i = type(schedule)(**{k: _pick(v, idx, batch) for k, v in sparams.items()})
+        records.append(run_batch(objective, opt_i, x0[idx], schedule=sched_i, **kw))
+    return _stack(records, optimizer, x0, batch, kw["record"])
+
+
+def _stack(records: list[BatchRecord], optimizer: Optimizer, x0: np.ndarray, batch: tuple[int, ...],
+           record: bool) -> BatchRecord:
+    first = records[0]
+    length = max((r.loss.shape[0] if r.loss is not None else 1) for r in records)
+
+    def pad(arr: np.ndarray | None, n: int) -> np.ndarray | None:
+        if arr is None:
+            return None
+        if arr.shape[0] == n:
+            return arr
+        if arr.shape[0] == 0:
+            return np.full((n,) + arr.shape[1:], np.nan)
+        return np.concatenate([arr, np.repeat(arr[-1:], n - arr.shape[0], axis=0)])
+
+    def gather(name: str, n: int | None = None) -> np.ndarray | None:
+        parts = [getattr(r, name) for r in records]
+        if parts[0] is None:
+            return None
+        if n is not None:
+            parts = [pad(p, n) for p in parts]
+            out = np.stack(parts, axis=1)
+            return out.reshape(out.shape[:1] + batch + out.shape[2:])
+        out = np.stack([np.asarray(p) for p in parts])
+        return out.reshape(batch + out.shape[1:])
+
+    bounds = [np.asarray(r.bound, dtype=np.float64) for r in records]
+    return BatchRecord(
+        optimizer=first.optimizer,
+        hyperparams=optimizer.get_params(),
+        batch_shape=batch,
+        starts=np.array(x0),
+        positions=gather("positions", length) if record else None,
+        loss=gather("loss", length) if record else None,
+        grad_norm=gather("grad_norm", length) if record else None,
+        lr=gather("lr", length - 1) if record else None,
+        status_code=gather("status_code"),  # type: ignore[arg-type]
+        stopped_at=gather("stopped_at"),  # type: ignore[arg-type]
+        n_points=gather("n_points"),  # type: ignore[arg-type]
+        reason_code=gather("reason_code"),  # type: ignore[arg-type]
+        reason_value=gather("reason_value"),  # type: ignore[arg-type]
+        final_params=gather("final_params"),  # type: ignore[arg-type]
+        final_loss=gather("final_loss"),  # type: ignore[arg-type]
+        final_grad_norm=gather("final_grad_norm"),  # type: ignore[arg-type]
+        steps=first.steps,
+        tol=first.tol,
+        target=first.target,
+        bound=np.stack(bounds).reshape(batch + bounds[0].shape),
+        blowup=first.blowup,
+        label=first.label,
+        schedule=first.schedule,
+        schedule_params=first.schedule_params,
+        looped=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# conveniences
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class RunSpec:
+    """One entry of a comparison: an optimizer with its hyperparameters and optional schedule."""
+
+    optimizer: str
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @classmethod
+    def coerce(cls, spec: Any) -> RunSpec:
+        """A :class:`RunSpec` from itself, a dict of its fields, a name, or ``(name, hyperparams)``."""
+        if isinstance(spec, RunSpec):
+            return spec
+        if isinstance(spec, str):
+            return cls(spec)
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"optimizer", "hyperparams", "schedule", "schedule_params", "label"}
+            if unknown:
+                raise TypeError(f"unknown run spec fields {sorted(unknown)}")
+            return cls(**spec)
+        if isinstance(spec, Sequence) and len(spec) == 2:
+            return cls(spec[0], dict(spec[1]))
+        raise TypeError(f"cannot read a run spec from {spec!r}")
+
+    def make_optimizer(self) -> Optimizer:
+        from gdlab.core.optimizers import make_optimizer
+
+        return make_optimizer(self.optimizer, **self.hyperparams)
+
+    def make_schedule(self) -> Any:
+        if self.schedule is None:
+            return None
+        from gdlab.core.schedules import make_schedule  # type: ignore[import-not-found]
+
+        return make_schedule(self.schedule, **self.schedule_params)
+
+    def display(self) -> str:
+        """The label, or ``name k=v ...`` when there is none."""
+        if self.label:
+            return self.label
+        text = self.optimizer + "".join(f" {k}={_fmt(v)}" for k, v in self.hyperparams.items())
+        if self.schedule:
+            text += f" +{self.schedule}" + "".join(f" {k}={_fmt(v)}" for k, v in self.schedule_params.items())
+        return text
+
+
+def run_single(
+    objective: Objective,
+    optimizer: Optimizer | str,
+    start: Any,
+    *,
+    steps: int,
+    hyperparams: Mapping[str, Any] | None = None,
+    schedule: Any = None,
+    tol: float | None = None,
+    target: float | None = None,
+    bound: float | None = None,
+    blowup: float | None = 1e8,
+    label: str = "",
+) -> RunResult:
+    """One run from one start (``start`` of shape ``(d,)``) as a :class:`RunResult`.
+
+    ``optimizer`` is an :class:`Optimizer` or a registry name built with ``hyperparams``;
+    ``schedule`` is a schedule object or a name (built with defaults).
+    """
+    if isinstance(optimizer, str):
+        optimizer = RunSpec(optimizer, dict(hyperparams or {})).make_optimizer()
+    elif hyperparams:
+        raise TypeError("pass hyperparams only with an optimizer name")
+    if isinstance(schedule, str):
+        schedule = RunSpec("sgd", schedule=schedule).make_schedule()
+    x = as_params(np.asarray(start, dtype=np.float64), "start")
+    if x.ndim != 1:
+        raise ValueError(f"run_single takes one start of shape (d,), got shape {x.shape}; use run_batch")
+    rec = run_batch(objective, optimizer, x, steps=steps, schedule=schedule, tol=tol, target=target,
+                    bound=bound, blowup=blowup, label=label)
+    if rec.batch_shape:
+        raise ValueError(
+            f"run_single needs scalar hyperparameters, but they make a batch of shape {rec.batch_shape}; use run_batch"
+        )
+    return rec.run(())
+
+
+def compare(
+    objective: Objective,
+    specs: Sequence[Any],
+    start: Any,
+    steps: int,
+    *,
+    tol: float | None = None,
+    target: float | None = None,
+    bound: float | None = None,
+    blowup: float | None = 1e8,
+) -> list[RunResult]:
+    """Run several optimizers (each a :class:`RunSpec`, dict or ``(name, hyperparams)``) from one start.
+
+    Each spec is one engine call (different optimizers cannot share a call). Results carry the
+    spec's label (or ``name k=v ...``); when ``objective`` knows its minima (a landscape),
+    ``extra`` holds the nearest minimum and the distance to it.
+    """
+    from gdlab.engine.analysis import nearest_known_minimum
+
+    out = []
+    for raw in specs:
+        spec = RunSpec.coerce(raw)
+        res = run_single(objective, spec.make_optimizer(), start, steps=steps, schedule=spec.make_schedule(),
+                         tol=tol, target=target, bound=bound, blowup=blowup, label=spec.display())
+        if spec.schedule_params:
+            res.extra["schedule_params"] = dict(spec.schedule_params)
+        near = nearest_known_minimum(objective, res.final_point)
+        if near is not None:
+            res.extra["nearest_minimum"] = near
+        out.append(res)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+#: Up to this many parameters, per-run reductions loop over the (few) columns: NumPy reduces a
+#: short last axis slowly (``np.abs(x).max(axis=-1)`` on (10⁴, 2) costs ~20× a column loop).
+SMALL_DIM = 16
+
+
+def row_norm(x: np.ndarray) -> np.ndarray:
+    """‖x‖₂ of each run (over the last axis), shape ``batch``."""
+    d = x.shape[-1]
+    if d > SMALL_DIM or x.ndim == 1:
+        return run_norm(x)
+    acc = x[..., 0] * x[..., 0]
+    for i in range(1, d):
+        acc += x[..., i] * x[..., i]
+    return np.sqrt(acc)
+
+
+def row_absmax(x: np.ndarray) -> np.ndarray:
+    """max_i |x_i| of each run, shape ``batch``."""
+    d = x.shape[-1]
+    if d > SMALL_DIM or x.ndim == 1:
+        return np.abs(x).max(axis=-1)
+    acc = np.abs(x[..., 0])
+    for i in range(1, d):
+        np.maximum(acc, np.abs(x[..., i]), out=acc)
+    return acc
+
+
+def takes_batches(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer.step`` accepts a batch of runs.
+
+    An optimizer class says so with a ``batched`` class attribute; without one, every optimizer is
+    batched except those listed in :data:`ONE_RUN_AT_A_TIME` (L-BFGS: its history and line search
+    belong to one problem).
+    """
+    flag = getattr(type(optimizer), "batched", None)
+    if flag is not None:
+        return bool(flag)
+    return getattr(optimizer, "name", "") not in ONE_RUN_AT_A_TIME
+
+
+def base_learning_rate(optimizer: Any) -> Any:
+    """The configured learning rate of ``optimizer``, looking inside wrappers (SAM's ``base``,
+    a transform chain's ``optimizer``/``inner``); NaN when there is none."""
+    seen = 0
+    while optimizer is not None and seen < 8:
+        if hasattr(optimizer, "lr"):
+            return optimizer.lr
+        optimizer = next((getattr(optimizer, a) for a in ("base", "optimizer", "inner")
+                          if isinstance(getattr(optimizer, a, None), Optimizer)), None)
+        seen += 1
+    return math.nan
+
+
+def default_bound(objective: Objective, starts: np.ndarray) -> np.ndarray | float:
+    """The divergence box of each run: ``BOUND_FACTOR × max(domain extent, max_i |start_i|)``.
+
+    The domain extent is ``max |lo|, |hi|`` over the objective's ``domain`` (a landscape's plotting
+    box). Objectives without a domain get no bound (``inf``): only the other rules apply.
+    """
+    domain = getattr(objective, "domain", None)
+    if domain is None:
+        return math.inf
+    try:
+        extent = float(np.max(np.abs(np.asarray(domain, dtype=np.float64))))
+    except (TypeError, ValueError):
+        return math.inf
+    return BOUND_FACTOR * np.maximum(extent, np.abs(starts).max(axis=-1))
+
+
+def hyper_shapes(obj: Any) -> list[tuple[int, ...]]:
+    """Shapes of the array-valued hyperparameters of ``obj`` (pairs and nested values included)."""
+    if obj is None or not hasattr(obj, "get_params"):
+        return []
+    shapes: list[tuple[int, ...]] = []
+
+    def visit(v: Any) -> None:
+        if isinstance(v, np.ndarray) and v.ndim > 0:
+            shapes.append(v.shape)
+        elif isinstance(v, tuple | list):
+            for item in v:
+                visit(item)
+        elif isinstance(v, dict):
+            for item in v.values():
+                visit(item)
+        elif hasattr(v, "get_params") and v is not obj:
+            shapes.extend(hyper_shapes(v))
+
+    for value in obj.get_params().values():
+        visit(value)
+    return shapes
+
+
+def _pick(value: Any, idx: tuple[int, ...], batch: tuple[int, ...]) -> Any:
+    """The value of one run: arrays broadcast to ``batch`` and indexed, pairs element by element."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        return float(np.broadcast_to(value, batch)[idx])
+    if isinstance(value, tuple):
+        return tuple(_pick(v, idx, batch) for v in value)
+    if isinstance(value, dict):
+        return {k: _pick(v, idx, batch) for k, v in value.items()}
+    return value
+
+
+def _index(index: Any, batch: tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(index, int | np.integer):
+        index = np.unravel_index(int(index), batch) if batch else ()
+    idx = tuple(int(i) for i in index)
+    if len(idx) != len(batch):
+        raise IndexError(f"run index {idx} does not match the batch shape {batch}")
+    return idx
+
+
+def _schedule_info(schedule: Any) -> tuple[str | None, dict[str, Any]]:
+    if schedule is None:
+        return None, {}
+    name = getattr(schedule, "name", None) or type(schedule).__name__
+    params = schedule.get_params() if hasattr(schedule, "get_params") else {}
+    return name, dict(params)
+
+
+def _check_steps(steps: Any) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"steps must be an integer, got {steps!r}")
+    if not 0 <= int(steps) <= MAX_STEPS_LIMIT:
+        raise ValueError(f"steps must be between 0 and {MAX_STEPS_LIMIT}, got {steps}")
+    return int(steps)
+
+
+def _check_nonneg(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    if not (v >= 0) or math.isinf(v):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def _check_bound(bound: Any) -> float:
+    b = float(bound)
+    if not b > 0:
+        raise ValueError(f"bound must be > 0 (or inf to disable), got {bound!r}")
+    return b
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "/".join(_fmt(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
