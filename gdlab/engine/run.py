@@ -40,7 +40,7 @@ point, with status diverged at step 0.)
 lr=..., grad=...)`` with the gradient the engine already has at ``params``: elementwise optimizers
 use it, those that need more (look-ahead Nesterov, Newton, SAM, L-BFGS) ask the objective. An
 optimizer class may declare ``batched = False`` when its ``step`` can only take one run at a time
-(L-BFGS is treated so, see :func:`takes_batches`); only for those the engine loops over the runs
+(L-BFGS does); only for those the engine loops over the runs
 (each run is still one :func:`run_batch` call with a batch of one) and stacks the results.
 """
 
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.batching import as_params, run_norm
+from gdlab.core.batching import as_params, run_absmax, run_norm
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.engine.result import STATUSES, RunResult
@@ -76,8 +76,6 @@ R_BAD_START = 8
 BOUND_FACTOR = 1000.0
 #: Absolute floor in the blow-up rule ``f > blowup · (|f(x₀)| + floor)``.
 BLOWUP_FLOOR = 1e-3
-#: Optimizers whose ``step`` takes one run at a time (when their class does not say ``batched``).
-ONE_RUN_AT_A_TIME = frozenset({"lbfgs"})
 #: Largest memory the record arrays of one call may take (bytes).
 MAX_RECORD_BYTES = 4e9
 #: Largest step count the engine accepts (the CLI documents the same limit).
@@ -298,7 +296,7 @@ def _engine(
     f, g = objective.value_and_grad(params)
     f = np.array(np.broadcast_to(f, batch), dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
-    gn = row_norm(g)
+    gn = run_norm(g)
 
     # lr source: the configured lr (recorded, not passed) or the schedule (passed as an override).
     base_lr = base_learning_rate(optimizer)
@@ -320,7 +318,7 @@ def _engine(
 
     # the start
     bad_start = ~np.isfinite(f + gn)
-    out_start = (row_absmax(params) > bound) if check_bound else np.zeros(batch, dtype=bool)
+    out_start = (run_absmax(params) > bound) if check_bound else np.zeros(batch, dtype=bool)
     done0 = bad_start | out_start
     conv0 = np.zeros(batch, dtype=bool)
     if tol is not None:
@@ -333,7 +331,7 @@ def _engine(
             [bad_start, out_start, conv0 & (gn < (tol if tol is not None else -1.0))],
             [R_BAD_START, R_BOUND, R_GRAD_TOL], default=R_TARGET,
         )
-        vals = np.select([out_start, codes == R_GRAD_TOL], [row_absmax(params), gn], default=f)
+        vals = np.select([out_start, codes == R_GRAD_TOL], [run_absmax(params), gn], default=f)
         fin = done0 | conv0
         status[fin] = np.where(done0, DIVERGED, CONVERGED)[fin]
         reason[fin] = codes[fin]
@@ -364,14 +362,14 @@ def _engine(
         f_new, g_new = objective.value_and_grad(new_params)
         if np.shape(f_new) != batch:
             f_new = np.broadcast_to(f_new, batch)
-        gn_new = row_norm(g_new)
+        gn_new = run_norm(g_new)
         k = t + 1
 
         # stopping rules, combined cheaply; the rare path sorts out which rule fired
         unfinite = ~np.isfinite(f_new + gn_new)
         stop = unfinite | refused
         if check_bound:
-            xmax = row_absmax(new_params)
+            xmax = run_absmax(new_params)
             stop |= xmax > bound
         if limit is not None:
             stop |= f_new > limit
@@ -669,44 +667,13 @@ def compare(
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-#: Up to this many parameters, per-run reductions loop over the (few) columns: NumPy reduces a
-#: short last axis slowly (``np.abs(x).max(axis=-1)`` on (10⁴, 2) costs ~20× a column loop).
-SMALL_DIM = 16
-
-
-def row_norm(x: np.ndarray) -> np.ndarray:
-    """‖x‖₂ of each run (over the last axis), shape ``batch``."""
-    d = x.shape[-1]
-    if d > SMALL_DIM or x.ndim == 1:
-        return run_norm(x)
-    acc = x[..., 0] * x[..., 0]
-    for i in range(1, d):
-        acc += x[..., i] * x[..., i]
-    return np.sqrt(acc)
-
-
-def row_absmax(x: np.ndarray) -> np.ndarray:
-    """max_i |x_i| of each run, shape ``batch``."""
-    d = x.shape[-1]
-    if d > SMALL_DIM or x.ndim == 1:
-        return np.abs(x).max(axis=-1)
-    acc = np.abs(x[..., 0])
-    for i in range(1, d):
-        np.maximum(acc, np.abs(x[..., i]), out=acc)
-    return acc
-
-
 def takes_batches(optimizer: Optimizer) -> bool:
     """Whether ``optimizer.step`` accepts a batch of runs.
 
-    An optimizer class says so with a ``batched`` class attribute; without one, every optimizer is
-    batched except those listed in :data:`ONE_RUN_AT_A_TIME` (L-BFGS: its history and line search
-    belong to one problem).
+    An optimizer class that takes one run at a time says so with ``batched = False`` (L-BFGS: its
+    history and line search belong to one problem).
     """
-    flag = getattr(type(optimizer), "batched", None)
-    if flag is not None:
-        return bool(flag)
-    return getattr(optimizer, "name", "") not in ONE_RUN_AT_A_TIME
+    return bool(getattr(type(optimizer), "batched", True))
 
 
 def base_learning_rate(optimizer: Any) -> Any:

@@ -56,6 +56,8 @@ class LBFGS(Optimizer):
     memory is 2·history_size·d floats. One problem at a time: params must have shape ``(d,)``.
     """
 
+    #: One problem at a time: the history and the line search belong to a single run.
+    batched = False
     name = "lbfgs"
     family = "second-order"
     needs = "value"
