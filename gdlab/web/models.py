@@ -1,0 +1,238 @@
+"""Request and response models of the browser lab's JSON API (pydantic; they make ``/openapi.json``).
+
+Requests are strict about their shape (unknown fields, wrong types, non-finite numbers and values
+beyond the :mod:`gdlab.web.limits` are refused with 422 before any numerics run); what the numbers
+mean (hyperparameter ranges, landscape parameters, expression syntax) is checked by the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gdlab.web.limits import (
+    MAX_EXPR_CHARS,
+    MAX_GRID,
+    MAX_LABEL_CHARS,
+    MAX_OPTIMIZERS,
+    MAX_PREVIEW_STEPS,
+    MAX_STEPS,
+    MIN_GRID,
+)
+
+HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+Scalar = float | int | bool | str | None
+HyperValue = Scalar | list[float | int]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Problem(_Strict):
+    """Which function to work on: a built-in landscape (with its parameters) or a custom expression."""
+
+    landscape: str | None = Field(None, max_length=64, description="name of a built-in landscape")
+    expr: str | None = Field(None, description=f"custom expression in x, y (≤ {MAX_EXPR_CHARS} characters)")
+    params: dict[str, float] = Field(default_factory=dict, description="parameters of the built-in landscape")
+
+    @field_validator("expr")
+    @classmethod
+    def _expr_length(cls, v: str | None) -> str | None:
+        if v is not None and len(v) > MAX_EXPR_CHARS:
+            raise ValueError(f"the expression has {len(v)} characters; the limit is {MAX_EXPR_CHARS}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Problem:
+        has_expr = self.expr is not None and self.expr.strip() != ""
+        if has_expr == (self.landscape is not None):
+            raise ValueError("give exactly one of 'landscape' (a built-in name) or 'expr' (a custom expression)")
+        if has_expr and self.params:
+            raise ValueError("'params' apply to built-in landscapes only, not to a custom expression")
+        return self
+
+
+class ScheduleSpec(_Strict):
+    """A learning-rate schedule by name with its hyperparameters (the optimizer's lr is the base)."""
+
+    name: str = Field(..., max_length=64)
+    params: dict[str, HyperValue] = Field(default_factory=dict)
+
+
+class OptimizerSpec(_Strict):
+    """One optimizer of a comparison."""
+
+    name: str = Field(..., max_length=64, description="optimizer name, e.g. 'sgd', 'adam'")
+    hyperparams: dict[str, HyperValue] = Field(default_factory=dict)
+    color: str | None = Field(None, pattern=HEX_COLOUR, description="#rrggbb colour of its ball and curves")
+    label: str | None = Field(None, max_length=MAX_LABEL_CHARS)
+    schedule: ScheduleSpec | None = Field(None, description="overrides the request's schedule for this optimizer")
+
+
+class SurfaceRequest(Problem):
+    grid: int = Field(200, ge=MIN_GRID, le=MAX_GRID, description=f"points per axis ({MIN_GRID}..{MAX_GRID})")
+
+
+class RunRequest(Problem):
+    optimizers: list[OptimizerSpec] = Field(..., min_length=1, max_length=MAX_OPTIMIZERS)
+    start: list[float] | None = Field(None, min_length=1, max_length=2,
+                                      description="start point (default: the landscape's)")
+    steps: int = Field(200, ge=1, le=MAX_STEPS)
+    tol: float = Field(1e-6, ge=0.0, le=1e3, description="converged when the gradient norm falls below tol")
+    schedule: ScheduleSpec | None = Field(None, description="schedule for every optimizer without its own")
+
+
+class AnalyzeRequest(Problem):
+    point: list[float] = Field(..., min_length=1, max_length=2)
+    candidates: list[list[float]] = Field(
+        default_factory=list, max_length=MAX_OPTIMIZERS,
+        description="points where runs converged: for functions without known minima, the nearest of them that "
+        "the analysis classifies as a minimum is reported as the nearest minimum",
+    )
+
+
+class ExprRequest(_Strict):
+    expr: str = Field(..., description=f"custom expression in x, y (≤ {MAX_EXPR_CHARS} characters)")
+
+
+class SchedulePreviewRequest(_Strict):
+    schedule: ScheduleSpec | None = Field(None, description="none means a constant learning rate")
+    lrs: list[float] = Field([0.01], min_length=1, max_length=MAX_OPTIMIZERS, description="base learning rates")
+    steps: int = Field(200, ge=1, le=MAX_PREVIEW_STEPS)
+
+    @field_validator("lrs")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x < 0 for x in v):
+            raise ValueError("learning rates must be ≥ 0")
+        return v
+
+
+# ---- responses (documentation of what the page receives) -------------------------------------
+
+
+class PointOut(BaseModel):
+    location: list[float]
+    value: float | None
+    kind: str
+
+
+class LandscapeOut(BaseModel):
+    name: str
+    title: str = ""
+    description: str = ""
+    dim: int
+    domain: list[list[float]]
+    default_start: list[float]
+    params: list[dict[str, Any]] = []
+    minima: list[PointOut] = []
+    critical_points: list[PointOut] = []
+
+
+class OptimizerOut(BaseModel):
+    name: str
+    family: str
+    summary: str
+    hyperparams: list[dict[str, Any]]
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    summary: str = ""
+    hyperparams: list[dict[str, Any]]
+
+
+class MetaOut(BaseModel):
+    version: str
+    landscapes: list[LandscapeOut]
+    optimizers: list[OptimizerOut]
+    schedules: list[ScheduleOut]
+    presets: list[dict[str, Any]]
+    default_preset: str | None = None
+    limits: dict[str, int]
+    expression_help: str
+
+
+class SurfaceOut(BaseModel):
+    dim: int
+    domain: list[list[float]]
+    x: list[float]
+    y: list[float] | None = Field(None, description="grid y (2-D); absent for 1-D landscapes")
+    z: list[Any] = Field(
+        ..., description="values: z[j][i] at (x[i], y[j]) in 2-D, z[i] at x[i] in 1-D; null where undefined")
+    zmin: float | None
+    zmax: float | None
+    minima: list[PointOut]
+    critical_points: list[PointOut] = Field([], description="saddles and maxima")
+    default_start: list[float]
+
+
+class RunOut(BaseModel):
+    index: int = Field(..., description="position of the optimizer in the request")
+    optimizer: str
+    label: str
+    color: str | None
+    hyperparams: dict[str, Any]
+    schedule: str | None
+    trajectory: list[list[float]]
+    loss: list[float | None]
+    grad_norm: list[float | None]
+    lr: list[float | None]
+    status: Literal["converged", "diverged", "max_steps"]
+    stopped_at: int
+    reason: str
+
+
+class RunsOut(BaseModel):
+    dim: int
+    steps: int
+    start: list[float]
+    runs: list[RunOut]
+    elapsed_ms: float
+    computed: int = Field(..., description="runs computed for this request (the others came from the cache)")
+
+
+class PointAnalysis(BaseModel):
+    point: list[float]
+    value: float | None
+    grad_norm: float | None
+    eigenvalues: list[float | None]
+    lambda_max: float | None
+    critical_lr: float | None = Field(None, description="GD's critical learning rate 2/λmax (none when λmax ≤ 0)")
+    critical_lr_momentum: float | None = Field(None, description="heavy-ball momentum's 2(1+β)/λmax, β = 0.9")
+    condition_number: float | None = None
+    classification: str = Field(..., description="minimum, maximum, saddle, degenerate or not stationary")
+    curvature: str = ""
+    hessian_source: str = ""
+    known: dict[str, Any] | None = Field(None, description="the landscape's listed minimum (nearest_minimum only)")
+
+
+class AnalyzeOut(BaseModel):
+    start: PointAnalysis
+    nearest_minimum: PointAnalysis | None
+
+
+class ExprOut(BaseModel):
+    valid: bool
+    message: str = ""
+    column: int | None = None
+    dim: int | None = None
+
+
+class ScheduleCurve(BaseModel):
+    base_lr: float
+    lr: list[float | None]
+
+
+class SchedulePreviewOut(BaseModel):
+    schedule: str
+    needs_loss: bool = False
+    steps: list[int]
+    curves: list[ScheduleCurve]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[dict[str, Any]] = []

@@ -1,0 +1,647 @@
+"""What the browser lab's endpoints do, without HTTP: build objectives, grids, runs and analyses.
+
+Every number comes from the layers below (landscapes, expression parser, optimizers, schedules, the
+run engine and its analysis); this module only validates the request against them, calls them, and
+turns the answers into JSON. User mistakes raise :class:`LabError` (HTTP 422); user text is only
+ever handed to the expression parser, never evaluated as code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gdlab import __version__
+from gdlab.core.hyper import describe
+from gdlab.core.optimizers import OPTIMIZERS, optimizer_class
+from gdlab.core.schedules import SCHEDULES, schedule_class
+from gdlab.engine import analysis as _analysis
+from gdlab.engine.result import jsonable
+from gdlab.engine.run import run_batch
+from gdlab.web import models as m
+from gdlab.web.limits import LIMITS, MAX_EXPR_CHARS
+from gdlab.web.presets import DEFAULT_PRESET, presets_for
+
+#: Dimensions the lab can draw.
+DRAWABLE_DIMS = (1, 2)
+
+
+class LabError(ValueError):
+    """A request the lab refuses (answered with HTTP 422 and this message)."""
+
+    def __init__(self, message: str, *, column: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+        self.field = field
+
+
+# ------------------------------------------------------------------------------------------------
+# the layers below (imported lazily so that a missing piece fails one endpoint, not the server)
+# ------------------------------------------------------------------------------------------------
+def _landscapes_module() -> Any:
+    import gdlab.landscapes as landscapes
+
+    if hasattr(landscapes, "LANDSCAPES") and hasattr(landscapes, "parse_expression"):
+        return landscapes
+    # the package's public names, from their modules (when the package exports nothing itself)
+    from types import SimpleNamespace
+
+    from gdlab.landscapes import expr, registry
+
+    return SimpleNamespace(LANDSCAPES=registry.LANDSCAPES, make_landscape=registry.make_landscape,
+                           parse_expression=expr.parse_expression, ExpressionError=expr.ExpressionError)
+
+
+def _expression_error() -> type[Exception]:
+    return getattr(_landscapes_module(), "ExpressionError", ValueError)
+
+
+class _LRU:
+    """A small thread-safe LRU cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = make()
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+
+class _BytesLRU:
+    """A thread-safe LRU cache of byte strings, bounded by their total size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if len(value) > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._data[key] = value
+            self._size += len(value)
+            while self._size > self.max_bytes:
+                _, dropped = self._data.popitem(last=False)
+                self._size -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._size = 0
+
+
+def _canonical(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as plain JSON values (for cache keys)."""
+    return {k: jsonable(list(v) if isinstance(v, tuple) else v) for k, v in sorted(params.items())}
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON; refuses NaN/inf (they are turned into null first, should any slip through)."""
+    try:
+        return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(obj), allow_nan=False, separators=(",", ":")).encode()
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _point_json(p: Any) -> dict[str, Any]:
+    value = getattr(p, "value", None)
+    return {
+        "location": [float(v) for v in np.ravel(getattr(p, "location", p))],
+        "value": None if value is None or not math.isfinite(float(value)) else float(value),
+        "kind": str(getattr(p, "kind", "")),
+    }
+
+
+def _first_line(text: str) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# the lab
+# ------------------------------------------------------------------------------------------------
+class Lab:
+    """The state behind the endpoints: caches of landscapes, parsed expressions and surface grids."""
+
+    def __init__(self) -> None:
+        self._objectives = _LRU(64)
+        self._surfaces = _LRU(32)
+        self._runs = _BytesLRU(64 * 2**20)
+        self._meta: bytes | None = None
+        self._meta_lock = threading.Lock()
+
+    # -- objectives ------------------------------------------------------------------------------
+    def objective(self, req: m.Problem) -> Any:
+        """The landscape or parsed expression a request names (cached)."""
+        if req.expr is not None and req.expr.strip():
+            return self._objectives.get_or_make(("expr", req.expr), lambda: self.parse(req.expr or ""))
+        name = req.landscape or ""
+        params = dict(sorted(req.params.items()))
+        return self._objectives.get_or_make(("land", name, json.dumps(params)), lambda: self._landscape(name, params))
+
+    def _landscape(self, name: str, params: dict[str, Any]) -> Any:
+        mod = _landscapes_module()
+        registry = getattr(mod, "LANDSCAPES", {})
+        if name not in registry:
+            from gdlab.core.hyper import suggest
+
+            valid = ", ".join(self.landscape_names())
+            raise LabError(f"unknown landscape {name!r}{suggest(name, registry)}; valid: {valid}", field="landscape")
+        cls = registry[name]
+        specs = {h.name: h for h in getattr(cls, "hyperparams", ())}
+        params = {k: (int(v) if specs.get(k) is not None and specs[k].kind == "int" and float(v).is_integer() else v)
+                  for k, v in params.items()}
+        if "dim" in specs and "dim" not in params:
+            params["dim"] = 2 if (specs["dim"].low or 1) <= 2 else int(specs["dim"].low or 1)
+        try:
+            land = mod.make_landscape(name, **params)
+        except (ValueError, TypeError) as exc:
+            raise LabError(str(exc), field="params") from None
+        if int(land.dim) not in DRAWABLE_DIMS:
+            raise LabError(
+                f"the lab draws 1-D and 2-D landscapes only; {name} with these parameters has dim={land.dim}",
+                field="params",
+            )
+        return land
+
+    def parse(self, text: str) -> Any:
+        """Parse a custom expression (the parser never evaluates code); errors carry a column."""
+        if len(text) > MAX_EXPR_CHARS:
+            raise LabError(f"the expression has {len(text)} characters; the limit is {MAX_EXPR_CHARS}", field="expr")
+        mod = _landscapes_module()
+        try:
+            obj = mod.parse_expression(text)
+        except _expression_error() as exc:
+            raise LabError(str(exc), column=getattr(exc, "column", None), field="expr") from None
+        except (ValueError, TypeError) as exc:
+            raise LabError(str(exc), column=getattr(exc, "column", None), field="expr") from None
+        if int(getattr(obj, "dim", 2)) not in DRAWABLE_DIMS:
+            raise LabError(f"the lab draws functions of x or of x and y only (this one has {obj.dim} variables)",
+                           field="expr")
+        return obj
+
+    @staticmethod
+    def domain(obj: Any) -> list[list[float]]:
+        dom = getattr(obj, "domain", None)
+        d = int(getattr(obj, "dim", 2))
+        if dom is None:
+            return [[-3.0, 3.0]] * d
+        return [[float(lo), float(hi)] for lo, hi in list(dom)[:d]]
+
+    @staticmethod
+    def default_start(obj: Any) -> list[float]:
+        start = getattr(obj, "default_start", None)
+        if start is None:
+            dom = Lab.domain(obj)
+            return [lo + 0.8 * (hi - lo) for lo, hi in dom]
+        return [float(v) for v in np.ravel(start)]
+
+    @staticmethod
+    def points(obj: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(minima: global then local, other critical points: saddles and maxima) as JSON."""
+        minima = [_point_json(p) for p in [*getattr(obj, "global_minima", []), *getattr(obj, "local_minima", [])]]
+        others = [_point_json(p) for p in [*getattr(obj, "saddles", []), *getattr(obj, "local_maxima", [])]]
+        return minima, others
+
+    def landscape_names(self) -> list[str]:
+        return list(getattr(_landscapes_module(), "LANDSCAPES", {}))
+
+    def warm(self, grid: int = 200) -> None:
+        """Build what the first page load needs: the meta answer (every landscape compiled) and the
+        default lesson's surface and runs."""
+        self.meta()
+        meta = json.loads(self.meta())
+        preset = next((p for p in meta["presets"] if p["id"] == meta.get("default_preset")), None)
+        if preset is None:
+            return
+        st = preset["state"]
+        self.surface(m.SurfaceRequest(landscape=st.get("landscape"), grid=grid))
+        self.run(m.RunRequest(landscape=st.get("landscape"), optimizers=st["optimizers"], start=st.get("start"),
+                              steps=st.get("steps", 200)))
+
+    # -- /api/meta ------------------------------------------------------------------------------
+    def meta(self) -> bytes:
+        with self._meta_lock:
+            if self._meta is None:
+                self._meta = dumps(self._build_meta())
+            return self._meta
+
+    def _build_meta(self) -> dict[str, Any]:
+        mod = _landscapes_module()
+        landscapes = []
+        for name, cls in getattr(mod, "LANDSCAPES", {}).items():
+            try:
+                land = self._landscape(name, {})
+            except LabError:
+                continue  # not drawable (e.g. N-dimensional without a 2-D default)
+            minima, others = self.points(land)
+            params = [p for p in describe(getattr(cls, "hyperparams", ())) if p["name"] != "dim"]
+            landscapes.append({
+                "name": name,
+                "title": getattr(cls, "title", "") or name.replace("_", " "),
+                "description": getattr(cls, "description", "") or _first_line(cls.__doc__ or ""),
+                "dim": int(land.dim),
+                "domain": self.domain(land),
+                "default_start": self.default_start(land),
+                "params": params,
+                "minima": minima,
+                "critical_points": others,
+            })
+        optimizers = []
+        for name, ocls in OPTIMIZERS.items():
+            optimizers.append({
+                "name": name,
+                "family": getattr(ocls, "family", ""),
+                "summary": _first_line(ocls.__doc__ or ""),
+                "hyperparams": describe(ocls.hyperparams),
+            })
+        schedules = []
+        for name, scls in SCHEDULES.items():
+            schedules.append({
+                "name": name,
+                "summary": _first_line(scls.__doc__ or ""),
+                "needs_loss": bool(getattr(scls, "needs_loss", False)),
+                "hyperparams": describe(scls.hyperparams),
+            })
+        names = {entry["name"] for entry in landscapes}
+        presets = presets_for(names, set(OPTIMIZERS), set(SCHEDULES))
+        return jsonable({
+            "version": __version__,
+            "landscapes": landscapes,
+            "optimizers": optimizers,
+            "schedules": schedules,
+            "presets": presets,
+            "default_preset": DEFAULT_PRESET if any(p["id"] == DEFAULT_PRESET for p in presets) else None,
+            "limits": LIMITS,
+            "expression_help": getattr(mod, "EXPRESSION_HELP", "")
+            or "Use x and y, numbers, + − * / ^ (or **), parentheses and functions such as sin, cos, exp, "
+               "log, sqrt, abs, tanh.",
+        })
+
+    # -- /api/surface ---------------------------------------------------------------------------
+    def surface(self, req: m.SurfaceRequest) -> bytes:
+        obj = self.objective(req)
+        key = (id(obj), req.grid)
+        return self._surfaces.get_or_make(key, lambda: self._surface_json(obj, req.grid))
+
+    def _surface_json(self, obj: Any, n: int) -> bytes:
+        """The surface as JSON bytes; grid values are written with 7 significant digits (display only)."""
+        body = self._surface(obj, n)
+        z = body.pop("z")
+        head = dumps({**body, "z": None})
+        assert head.endswith(b',"z":null}')
+        return head[: -len(b"null}")] + _grid_json(z) + b"}"
+
+    def _surface(self, obj: Any, n: int) -> dict[str, Any]:
+        dom = self.domain(obj)
+        d = int(obj.dim)
+        xs = np.linspace(dom[0][0], dom[0][1], n)
+        if d == 1:
+            with np.errstate(all="ignore"):
+                z = np.asarray(obj.value(xs[:, None]), dtype=np.float64)
+            ys = None
+        else:
+            ys = np.linspace(dom[1][0], dom[1][1], n)
+            X, Y = np.meshgrid(xs, ys)
+            with np.errstate(all="ignore"):
+                z = np.asarray(obj.value(np.stack([X, Y], axis=-1)), dtype=np.float64)
+        finite = z[np.isfinite(z)]
+        minima, others = self.points(obj)
+        return {
+            "dim": d,
+            "domain": dom,
+            "x": jsonable(xs),
+            "y": None if ys is None else jsonable(ys),
+            "z": z,
+            "zmin": float(finite.min()) if finite.size else None,
+            "zmax": float(finite.max()) if finite.size else None,
+            "minima": minima,
+            "critical_points": others,
+            "default_start": self.default_start(obj),
+        }
+
+    # -- /api/run --------------------------------------------------------------------------------
+    def run(self, req: m.RunRequest) -> bytes:
+        """Every optimizer's run as JSON. Runs are cached one by one (keyed by everything that
+        determines them), so moving one optimizer's control recomputes that optimizer only."""
+        t0 = time.perf_counter()
+        obj = self.objective(req)
+        d = int(obj.dim)
+        start = self._start(req.start, obj, "start")
+        built = [self._build_optimizer(i, spec, req.schedule) for i, spec in enumerate(req.optimizers)]
+        problem = self._problem_key(req)
+        keys = [json.dumps([problem, b["cls"].name, _canonical(b["opt"].get_params()),
+                            None if b["schedule"] is None else [b["schedule"].name,
+                                                                _canonical(b["schedule"].get_params())],
+                            start.tolist(), req.steps, req.tol], sort_keys=True) for b in built]
+        parts: list[bytes | None] = [self._runs.get(k) for k in keys]
+        todo = [i for i, part in enumerate(parts) if part is None]
+        for group in _groups([built[i] for i in todo]):
+            members = [todo[j] for j in group]
+            for idx, res in zip(members, self._run_group([built[i] for i in members], obj, start, req), strict=True):
+                out = res.to_json()
+                for key in ("extra", "label"):
+                    out.pop(key, None)
+                part = dumps(out)
+                self._runs.put(keys[idx], part)
+                parts[idx] = part
+        runs = []
+        for idx, (spec, part) in enumerate(zip(req.optimizers, parts, strict=True)):
+            head = dumps({"index": idx, "color": spec.color, "label": spec.label or built[idx]["label"]})
+            runs.append(head[:-1] + b"," + (part or b"{}")[1:])
+        elapsed = round((time.perf_counter() - t0) * 1000, 3)
+        head = dumps({"dim": d, "steps": req.steps, "start": start.tolist(), "elapsed_ms": elapsed,
+                      "computed": len(todo)})
+        return head[:-1] + b',"runs":[' + b",".join(runs) + b"]}"
+
+    @staticmethod
+    def _problem_key(req: m.Problem) -> Any:
+        if req.expr is not None and req.expr.strip():
+            return ["expr", req.expr]
+        return ["land", req.landscape, dict(sorted(req.params.items()))]
+
+    def _start(self, start: list[float] | None, obj: Any, field: str) -> np.ndarray:
+        d = int(obj.dim)
+        if start is None:
+            return np.asarray(self.default_start(obj), dtype=np.float64)
+        if len(start) != d:
+            raise LabError(f"{field} must have {d} coordinate(s) for this {d}-D function, got {len(start)}",
+                           field=field)
+        return np.asarray(start, dtype=np.float64)
+
+    def _build_optimizer(
+        self, i: int, spec: m.OptimizerSpec, default_schedule: m.ScheduleSpec | None
+    ) -> dict[str, Any]:
+        where = f"optimizers[{i}]"
+        try:
+            cls = optimizer_class(spec.name)
+        except ValueError as exc:
+            raise LabError(f"{where}: {exc}", field=f"{where}.name") from None
+        kinds = {h.name: h.kind for h in cls.hyperparams}
+        for key, value in spec.hyperparams.items():
+            kind = kinds.get(key)
+            if isinstance(value, list) and kind is not None and kind != "pair":
+                raise LabError(f"{where}: {spec.name}: {key} must be a single value, got a list", field=where)
+            if kind == "pair" and isinstance(value, list) and len(value) != 2:
+                raise LabError(f"{where}: {spec.name}: {key} must have exactly 2 values, got {len(value)}",
+                               field=where)
+        try:
+            opt = cls(**spec.hyperparams)
+        except (ValueError, TypeError) as exc:
+            raise LabError(f"{where}: {exc}", field=f"{where}.hyperparams") from None
+        sched_spec = spec.schedule if spec.schedule is not None else default_schedule
+        sched = None
+        if sched_spec is not None:
+            sched = self._schedule(sched_spec, where)
+        hp = spec.hyperparams
+        label = spec.name + "".join(f" {k}={_fmt(v)}" for k, v in hp.items())
+        if sched_spec is not None:
+            label += f" +{sched_spec.name}"
+        return {"cls": cls, "opt": opt, "hyperparams": hp, "schedule": sched, "schedule_spec": sched_spec,
+                "label": label, "where": where}
+
+    @staticmethod
+    def _schedule(spec: m.ScheduleSpec, where: str) -> Any:
+        if spec.name == "none":
+            return None
+        try:
+            cls = schedule_class(spec.name)
+        except ValueError as exc:
+            raise LabError(f"{where}: schedule: {exc}", field=f"{where}.schedule") from None
+        kinds = {h.name: h.kind for h in cls.hyperparams}
+        for key, value in spec.params.items():
+            if isinstance(value, list) and kinds.get(key) not in ("pair", "int_list"):
+                raise LabError(f"{where}: schedule {spec.name}: {key} must be a single value, got a list", field=where)
+        try:
+            return cls(**spec.params)
+        except (ValueError, TypeError) as exc:
+            raise LabError(f"{where}: schedule: {exc}", field=f"{where}.schedule") from None
+
+    def _run_group(self, group: list[dict[str, Any]], obj: Any, start: np.ndarray, req: m.RunRequest) -> list[Any]:
+        """One engine call for a group of runs of the same optimizer (differing numbers are batched)."""
+        first = group[0]
+        if len(group) == 1:
+            opt, label = first["opt"], first["label"]
+        else:
+            opt = first["cls"](**_batched_hyperparams(group))
+            label = ""
+        try:
+            rec = run_batch(obj, opt, start, steps=req.steps, schedule=first["schedule"], tol=req.tol, label=label)
+        except (ValueError, TypeError) as exc:
+            raise LabError(f"{first['where']}: {exc}") from None
+        if len(group) == 1:
+            return [rec.run(())]
+        return [rec.run((j,)) for j in range(len(group))]
+
+    # -- /api/analyze ----------------------------------------------------------------------------
+    def analyze(self, req: m.AnalyzeRequest) -> bytes:
+        """:func:`gdlab.engine.analysis.analyze`'s two analyses, kept apart so that a minimum where the
+        Hessian is not defined (Ackley's cusp) still leaves the start's analysis on show."""
+        obj = self.objective(req)
+        point = self._start(req.point, obj, "point")
+        try:
+            here = _analysis.analyze_point(obj, point)
+        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
+            raise LabError(f"cannot analyse the point {point.tolist()}: {exc}", field="point") from None
+        near = None
+        known = _analysis.nearest_known_minimum(obj, here.point)
+        if known is not None:
+            try:
+                at_min = _analysis.analyze_point(obj, known["location"], grad_tol=1e-4)
+                near = _point_analysis(at_min)
+            except (ValueError, TypeError, np.linalg.LinAlgError):
+                near = {"point": jsonable(known["location"]), "value": known["value"], "grad_norm": None,
+                        "eigenvalues": [], "lambda_max": None, "critical_lr": None, "critical_lr_momentum": None,
+                        "condition_number": None, "classification": "minimum (the Hessian is not defined there)",
+                        "curvature": "", "hessian_source": ""}
+            near["known"] = {k: jsonable(v) for k, v in known.items()}
+        elif req.candidates:
+            near = self._nearest_candidate(obj, point, req.candidates)
+        return dumps({"start": _point_analysis(here), "nearest_minimum": near})
+
+    def _nearest_candidate(self, obj: Any, point: np.ndarray, candidates: list[list[float]]) -> dict[str, Any] | None:
+        """Among points where runs converged, the nearest one that the analysis classifies a minimum."""
+        best: tuple[float, dict[str, Any]] | None = None
+        for c in candidates:
+            if len(c) != point.shape[0]:
+                continue
+            try:
+                pa = _analysis.analyze_point(obj, np.asarray(c, dtype=np.float64), grad_tol=1e-4)
+            except (ValueError, TypeError, np.linalg.LinAlgError):
+                continue
+            if pa.kind != "minimum":
+                continue
+            dist = float(np.linalg.norm(np.asarray(c) - point))
+            if best is None or dist < best[0]:
+                best = (dist, _point_analysis(pa))
+        return None if best is None else best[1]
+
+    # -- /api/validate-expr -----------------------------------------------------------------------
+    def validate_expr(self, req: m.ExprRequest) -> dict[str, Any]:
+        text = req.expr
+        if not text.strip():
+            return {"valid": False, "message": "enter an expression in x (and y), e.g. x^2 + 10*y^2", "column": 1}
+        try:
+            obj = self._objectives.get_or_make(("expr", text), lambda: self.parse(text))
+        except LabError as exc:
+            return {"valid": False, "message": str(exc), "column": exc.column, "dim": None}
+        return {"valid": True, "message": "", "column": None, "dim": int(getattr(obj, "dim", 2))}
+
+    # -- /api/schedule ---------------------------------------------------------------------------
+    def schedule_preview(self, req: m.SchedulePreviewRequest) -> bytes:
+        steps = np.arange(req.steps)
+        lrs = np.asarray(req.lrs, dtype=np.float64)
+        name = "constant"
+        needs_loss = False
+        if req.schedule is None:
+            table = np.broadcast_to(lrs, (req.steps, lrs.size))
+        else:
+            sched = self._schedule(req.schedule, "schedule")
+            if sched is None:
+                table = np.broadcast_to(lrs, (req.steps, lrs.size))
+            else:
+                name = sched.name
+                needs_loss = bool(getattr(sched, "needs_loss", False))
+                try:
+                    table = np.asarray(sched.curve(req.steps, lrs), dtype=np.float64).reshape(req.steps, lrs.size)
+                except (ValueError, TypeError) as exc:
+                    raise LabError(f"schedule: {exc}", field="schedule") from None
+        curves = [{"base_lr": float(lr), "lr": jsonable(table[:, j])} for j, lr in enumerate(lrs)]
+        return dumps({"schedule": name, "needs_loss": needs_loss, "steps": steps.tolist(), "curves": curves})
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return "/".join(_fmt(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _number(v: float) -> str:
+    return f"{v:.7g}" if math.isfinite(v) else "null"
+
+
+def _grid_json(z: np.ndarray) -> bytes:
+    """A float array (1-D or 2-D) as a JSON array of numbers with 7 significant digits, null where not finite."""
+    if z.ndim == 1:
+        return ("[" + ",".join(_number(v) for v in z.tolist()) + "]").encode()
+    return ("[" + ",".join("[" + ",".join(_number(v) for v in row) + "]" for row in z.tolist()) + "]").encode()
+
+
+def _group_key(b: dict[str, Any]) -> Any:
+    """Runs can share one engine call when only their real-valued hyperparameters differ."""
+    cls = b["cls"]
+    if not getattr(cls, "batched", True):
+        return None
+    fixed = []
+    for h in cls.hyperparams:
+        value = getattr(b["opt"], h.name)
+        if h.kind in ("real", "pair") and h.batchable and value is not None:
+            fixed.append((h.name, "batch"))
+        else:
+            fixed.append((h.name, repr(value)))
+    sched = b["schedule_spec"]
+    return (cls.name, tuple(fixed), None if sched is None else sched.model_dump_json())
+
+
+def _groups(built: list[dict[str, Any]]) -> list[list[int]]:
+    groups: dict[Any, list[int]] = {}
+    singles: list[list[int]] = []
+    for i, b in enumerate(built):
+        key = _group_key(b)
+        if key is None:
+            singles.append([i])
+        else:
+            groups.setdefault(key, []).append(i)
+    return list(groups.values()) + singles
+
+
+def _batched_hyperparams(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """Hyperparameters of one batched optimizer: equal values stay scalars, differing ones become arrays."""
+    cls = group[0]["cls"]
+    out: dict[str, Any] = {}
+    for h in cls.hyperparams:
+        values = [getattr(b["opt"], h.name) for b in group]
+        if h.kind == "pair" and h.batchable and values[0] is not None and len(set(values)) > 1:
+            out[h.name] = tuple(np.array([float(v[j]) for v in values]) for j in range(2))
+        elif h.kind == "real" and h.batchable and values[0] is not None:
+            out[h.name] = np.array([float(v) for v in values]) if len(set(values)) > 1 else values[0]
+        else:
+            out[h.name] = values[0]
+    return out
+
+
+def _point_analysis(pa: Any) -> dict[str, Any]:
+    lam = np.asarray(pa.eigenvalues, dtype=np.float64)
+    cond = pa.condition_number
+    return jsonable({
+        "point": pa.point,
+        "value": pa.value,
+        "grad_norm": pa.grad_norm,
+        "eigenvalues": lam,
+        "lambda_max": float(lam[-1]) if lam.size else None,
+        "critical_lr": pa.critical_lr,
+        "critical_lr_momentum": pa.critical_lr_momentum,
+        "condition_number": cond if math.isfinite(cond) else None,
+        "classification": pa.kind,
+        "curvature": pa.curvature,
+        "hessian_source": pa.hessian_source,
+    })
+
+
+def warmup() -> str:
+    """Compile the fused kernels once at server start when :mod:`gdlab.fast` exists."""
+    try:
+        import gdlab.fast as fast  # type: ignore[import-not-found]
+    except ImportError:
+        return "no gdlab.fast"
+    fn = getattr(fast, "warmup", None)
+    if fn is None:
+        return "gdlab.fast has no warmup()"
+    t0 = time.perf_counter()
+    fn()
+    return f"gdlab.fast warmed up in {time.perf_counter() - t0:.2f} s"

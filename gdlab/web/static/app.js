@@ -1,0 +1,1349 @@
+/* gdlab browser lab: a thin view over the JSON API (no numerics of its own beyond drawing).
+ *
+ * State lives in `S` and in the URL hash (a copied link reproduces the view); server answers live in
+ * `D` (surface, runs, analysis). The contour is a Plotly plot; balls and trails are drawn on a canvas
+ * overlay every animation frame (the 3-D view restyles a few small Plotly traces instead).
+ */
+"use strict";
+
+(() => {
+  // ---------------------------------------------------------------------------------------------
+  // constants and small helpers
+  // ---------------------------------------------------------------------------------------------
+  const PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf",
+    "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#000080", "#808000"];
+  const PRIMARY_HP = new Set(["lr", "momentum", "betas", "max_lr", "alpha", "rho", "lr_decay", "nesterov"]);
+  const LOG_HP = { lr: [-5, 1], eps: [-12, 0], max_lr: [-5, 1] };
+  const UNIT_HP = new Set(["momentum", "dampening", "alpha"]);
+  const TRAIL = 24; // steps of the bright fading trail
+  const GRID = 200; // surface grid per axis
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const kid of kids) if (kid != null) e.append(kid);
+    return e;
+  };
+  const fmt = (v, p = 4) => {
+    if (v === null || v === undefined) return "—";
+    if (typeof v !== "number") return String(v);
+    if (!Number.isFinite(v)) return String(v);
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    if (a >= 1e5 || a < 1e-3) return v.toExponential(Math.max(0, p - 2)).replace(/\.?0+e/, "e");
+    return String(Number(v.toPrecision(p)));
+  };
+  const round3 = (v) => Number(v.toPrecision(3));
+  const minOf = (arr) => arr.reduce((a, b) => (b < a ? b : a), Infinity); // no spread: arrays can be long
+  const maxOf = (arr) => arr.reduce((a, b) => (b > a ? b : a), -Infinity);
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  const clone = (o) => JSON.parse(JSON.stringify(o));
+  function debounce(fn, ms) {
+    let t = null;
+    const d = (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+    d.now = (...args) => { clearTimeout(t); fn(...args); };
+    return d;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // state
+  // ---------------------------------------------------------------------------------------------
+  let META = null;
+  const S = {
+    landscape: null, expr: "", params: {},
+    opts: [], start: null, steps: 200, tol: 1e-6,
+    schedule: null, view3d: false, step: 0, lesson: null,
+  };
+  const D = { surface: null, runs: null, analysis: null, surfaceKey: null, exprStatus: null };
+  const A = { playing: false, t: 0, speed: 40, last: 0, frames: [], fps: 0, maxLen: 1 };
+  const G = { ready: false, errors: [], lastRunMs: null, requests: 0, marks: [] };
+  const mark = (label) => G.marks.push([label, Math.round(performance.now())]);
+
+  const landscapeMeta = () => (S.landscape ? META.landscapes.find((l) => l.name === S.landscape) : null);
+  const dim = () => {
+    if (D.surface && D.surfaceKey === JSON.stringify(problem())) return D.surface.dim;
+    const lm = landscapeMeta();
+    if (lm) return lm.dim;
+    return D.exprStatus && D.exprStatus.valid ? D.exprStatus.dim : 2;
+  };
+  const optMeta = (name) => META.optimizers.find((o) => o.name === name);
+  const schedMeta = (name) => META.schedules.find((s) => s.name === name);
+  const problem = () => (S.landscape ? { landscape: S.landscape, params: S.params } : { expr: S.expr });
+
+  // ---------------------------------------------------------------------------------------------
+  // the API
+  // ---------------------------------------------------------------------------------------------
+  const inflight = {};
+  async function api(path, body, key) {
+    if (key) {
+      if (inflight[key]) inflight[key].abort();
+      inflight[key] = new AbortController();
+    }
+    G.requests += 1;
+    const opts = body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    };
+    if (key) opts.signal = inflight[key].signal;
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (err) {
+      if (err.name === "AbortError") return null;
+      throw new Error(`cannot reach the lab server (${err.message})`);
+    } finally {
+      G.requests -= 1;
+    }
+    let data = null;
+    try { data = await res.json(); } catch (err) { data = null; }
+    if (!res.ok) {
+      const msg = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail))
+        : `HTTP ${res.status}`;
+      const e = new Error(msg);
+      e.status = res.status;
+      throw e;
+    }
+    return data;
+  }
+  function showError(msg) {
+    const b = $("banner");
+    if (!msg) { b.hidden = true; b.textContent = ""; return; }
+    b.textContent = msg;
+    b.hidden = false;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // URL state
+  // ---------------------------------------------------------------------------------------------
+  function encodeState() {
+    const q = new URLSearchParams();
+    if (S.landscape) q.set("l", S.landscape); else q.set("e", S.expr);
+    if (S.landscape && Object.keys(S.params).length) q.set("p", JSON.stringify(S.params));
+    q.set("o", JSON.stringify(S.opts.map((o) => {
+      const x = { n: o.name, c: o.color };
+      if (Object.keys(o.hp).length) x.h = o.hp;
+      return x;
+    })));
+    if (S.start) q.set("s", S.start.map((v) => String(v)).join(","));
+    q.set("n", String(S.steps));
+    if (S.tol !== 1e-6) q.set("t", String(S.tol));
+    if (S.schedule) q.set("sc", JSON.stringify(S.schedule));
+    if (S.view3d) q.set("v", "3d");
+    const k = Math.floor(A.t);
+    if (k > 0) q.set("k", String(k));
+    if (S.lesson) q.set("lesson", S.lesson);
+    return q.toString();
+  }
+  let hashTimer = 0;
+  function writeHash(now = false) {
+    const go = () => {
+      hashTimer = 0;
+      const h = "#" + encodeState();
+      if (location.hash !== h) history.replaceState(null, "", h);
+      renderLesson();
+    };
+    if (now) { clearTimeout(hashTimer); go(); return; }
+    if (!hashTimer) hashTimer = setTimeout(go, 250);
+  }
+  function decodeState(hash) {
+    const q = new URLSearchParams(hash.replace(/^#/, ""));
+    if (!q.has("l") && !q.has("e")) return false;
+    const out = {};
+    const tryJSON = (s, d) => { try { return JSON.parse(s); } catch (e) { return d; } };
+    if (q.has("l") && META.landscapes.some((l) => l.name === q.get("l"))) out.landscape = q.get("l");
+    else if (q.has("e") && q.get("e").trim()) { out.landscape = null; out.expr = q.get("e"); }
+    else return false;
+    out.params = q.has("p") ? tryJSON(q.get("p"), {}) : {};
+    const opts = tryJSON(q.get("o") || "[]", []);
+    out.opts = (Array.isArray(opts) ? opts : [])
+      .filter((o) => o && optMeta(o.n))
+      .slice(0, META.limits.max_optimizers)
+      .map((o, i) => ({ name: o.n, color: /^#[0-9a-fA-F]{6}$/.test(o.c || "") ? o.c : PALETTE[i % 12], hp: o.h || {} }));
+    if (q.has("s")) {
+      const s = q.get("s").split(",").map(Number);
+      out.start = s.every(Number.isFinite) ? s : null;
+    } else out.start = null;
+    const n = parseInt(q.get("n") || "200", 10);
+    out.steps = Math.min(Math.max(Number.isFinite(n) ? n : 200, 1), META.limits.max_steps);
+    out.tol = q.has("t") ? Number(q.get("t")) : 1e-6;
+    if (!Number.isFinite(out.tol) || out.tol < 0) out.tol = 1e-6;
+    const sc = q.has("sc") ? tryJSON(q.get("sc"), null) : null;
+    out.schedule = sc && schedMeta(sc.name) ? { name: sc.name, params: sc.params || {} } : null;
+    out.view3d = q.get("v") === "3d";
+    out.step = Math.max(parseInt(q.get("k") || "0", 10) || 0, 0);
+    out.lesson = q.get("lesson") || null;
+    Object.assign(S, out);
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // hyperparameter controls generated from the specs
+  // ---------------------------------------------------------------------------------------------
+  let uid = 0;
+  function hpControl(spec, value, onChange, ctx) {
+    const id = `hp${++uid}`;
+    const name = spec.name;
+    const row = el("div", { class: "hp", "data-hp": name });
+    const label = el("label", { for: id, title: spec.doc || name, text: name });
+    const setVal = (v) => onChange(name, v);
+    if (spec.kind === "bool") {
+      row.classList.add("check");
+      const box = el("input", { type: "checkbox", id });
+      box.checked = !!value;
+      box.addEventListener("change", () => setVal(box.checked));
+      row.append(label, box);
+      return row;
+    }
+    if (spec.kind === "choice") {
+      const sel = el("select", { id });
+      spec.choices.forEach((c, i) => {
+        const o = el("option", { value: String(i), text: String(c) });
+        if (same(c, value)) o.selected = true;
+        sel.append(o);
+      });
+      sel.addEventListener("change", () => setVal(spec.choices[Number(sel.value)]));
+      row.append(label, sel, el("span"));
+      return row;
+    }
+    if (spec.kind === "pair") {
+      const frag = el("div", { class: "hp-grid" });
+      const cur = Array.isArray(value) ? value.slice() : spec.default.slice();
+      cur.forEach((v, i) => {
+        const sub = { ...spec, name: `${name}[${i}]`, kind: "real", default: spec.default[i] };
+        frag.append(hpControl(sub, v, (_, nv) => { cur[i] = nv; setVal(cur.slice()); }, ctx));
+      });
+      return frag;
+    }
+    if (spec.kind === "int_list") {
+      const inp = el("input", { type: "text", id, placeholder: "e.g. 100, 200" });
+      inp.value = Array.isArray(value) ? value.join(", ") : "";
+      inp.addEventListener("change", () => {
+        const items = inp.value.split(/[\s,]+/).filter(Boolean).map(Number);
+        if (items.every(Number.isInteger)) setVal(items);
+      });
+      row.append(label, inp, el("span"));
+      return row;
+    }
+    const base = name.replace(/\[\d\]$/, "");
+    const out = el("output", { for: id });
+    const logRange = LOG_HP[base];
+    if (spec.kind === "real" && logRange && !(spec.optional && value == null)) {
+      const v = value == null ? spec.default : value;
+      const inp = el("input", { type: "range", id, min: logRange[0], max: logRange[1], step: "0.01",
+        "aria-valuetext": fmt(v) });
+      inp.value = String(v > 0 ? Math.log10(v) : logRange[0]);
+      out.textContent = fmt(v);
+      inp.addEventListener("input", () => {
+        const nv = round3(10 ** Number(inp.value));
+        out.textContent = fmt(nv);
+        inp.setAttribute("aria-valuetext", fmt(nv));
+        setVal(nv);
+      });
+      row.append(label, inp, out);
+      return row;
+    }
+    const unit = spec.kind === "real" && (UNIT_HP.has(base) || base.startsWith("betas"))
+      || (spec.kind === "real" && spec.low != null && spec.high != null && Number.isFinite(spec.low)
+        && Number.isFinite(spec.high));
+    if (unit) {
+      const lo = spec.low ?? 0;
+      const hi = base.startsWith("betas") ? 0.9999 : (spec.high != null ? Math.min(spec.high, 0.999) : 0.999);
+      const step = base.startsWith("betas") ? 0.0001 : (hi - lo) / 1000;
+      const v = value == null ? spec.default : value;
+      const inp = el("input", { type: "range", id, min: lo, max: hi, step: String(step) });
+      inp.value = String(v);
+      out.textContent = fmt(v);
+      inp.addEventListener("input", () => {
+        const nv = Number(Number(inp.value).toPrecision(6));
+        out.textContent = fmt(nv);
+        setVal(nv);
+      });
+      row.append(label, inp, out);
+      return row;
+    }
+    // numbers: real or int, possibly optional (empty = not set)
+    const inp = el("input", { type: "number", id, step: spec.kind === "int" ? "1" : "any" });
+    if (spec.low != null) inp.min = String(spec.low);
+    if (spec.high != null) inp.max = String(spec.high);
+    if (value != null) inp.value = String(value);
+    if (spec.optional) inp.placeholder = "auto";
+    inp.addEventListener("change", () => {
+      if (inp.value === "") { if (spec.optional) setVal(null); return; }
+      const nv = spec.kind === "int" ? parseInt(inp.value, 10) : Number(inp.value);
+      if (Number.isFinite(nv)) setVal(nv);
+    });
+    row.append(label, inp, el("span"));
+    return row;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // panels
+  // ---------------------------------------------------------------------------------------------
+  function buildStatic() {
+    const ls = $("landscape");
+    ls.innerHTML = "";
+    for (const l of META.landscapes) ls.append(el("option", { value: l.name, text: l.title || l.name }));
+    ls.append(el("option", { value: "__custom__", text: "Custom expression…" }));
+    ls.addEventListener("change", () => {
+      if (ls.value === "__custom__") {
+        showCustomBox(true);
+        $("expr").focus();
+        if ($("expr").value.trim()) validateExpr.now(true);
+        return;
+      }
+      S.landscape = ls.value; S.params = {}; S.start = null; S.lesson = null;
+      showCustomBox(false);
+      afterProblemChange();
+    });
+    $("expr").addEventListener("input", () => validateExpr(true));
+    $("expr").addEventListener("keydown", (e) => { if (e.key === "Enter") validateExpr.now(true); });
+
+    const add = $("add-opt-name");
+    add.innerHTML = "";
+    for (const o of META.optimizers) add.append(el("option", { value: o.name, text: o.name }));
+    $("add-opt").addEventListener("click", () => {
+      if (S.opts.length >= META.limits.max_optimizers) {
+        showError(`at most ${META.limits.max_optimizers} optimizers`);
+        return;
+      }
+      const used = new Set(S.opts.map((o) => o.color));
+      const color = PALETTE.find((c) => !used.has(c)) || PALETTE[S.opts.length % 12];
+      S.opts.push({ name: add.value, hp: {}, color });
+      S.lesson = null;
+      renderOptimizers();
+      requestRun();
+    });
+
+    const sc = $("schedule");
+    sc.innerHTML = "";
+    sc.append(el("option", { value: "", text: "none (constant lr)" }));
+    for (const s of META.schedules) if (s.name !== "constant") sc.append(el("option", { value: s.name, text: s.name }));
+    sc.addEventListener("change", () => {
+      S.schedule = sc.value ? { name: sc.value, params: suggestedSchedule(sc.value) } : null;
+      S.lesson = null;
+      renderSchedule();
+      requestRun();
+    });
+
+    const startChange = () => {
+      const x = Number($("start-x").value), y = Number($("start-y").value);
+      const s = dim() === 1 ? [x] : [x, y];
+      if (s.every(Number.isFinite)) setStart(s);
+    };
+    $("start-x").addEventListener("change", startChange);
+    $("start-y").addEventListener("change", startChange);
+    $("steps").max = String(META.limits.max_steps);
+    $("steps").addEventListener("change", () => {
+      const n = parseInt($("steps").value, 10);
+      if (!Number.isFinite(n) || n < 1) return;
+      S.steps = Math.min(n, META.limits.max_steps);
+      $("steps").value = String(S.steps);
+      if (S.schedule) { renderSchedule(); }
+      requestRun();
+    });
+
+    $("tol").addEventListener("change", () => {
+      const t = Number($("tol").value);
+      if (!Number.isFinite(t) || t < 0 || $("tol").value === "") { $("tol").value = String(S.tol); return; }
+      S.tol = t;
+      S.lesson = null;
+      requestRun();
+    });
+
+    const pr = $("presets");
+    pr.innerHTML = "";
+    for (const p of META.presets) {
+      pr.append(el("button", { type: "button", "data-preset": p.id, "aria-pressed": "false", title: p.summary || "",
+        text: p.title, onclick: () => applyPreset(p) }));
+    }
+
+    $("play").addEventListener("click", togglePlay);
+    $("step").addEventListener("click", () => stepBy(1));
+    $("reset").addEventListener("click", resetAnim);
+    $("speed").addEventListener("input", () => { A.speed = round3(10 ** Number($("speed").value)); showSpeed(); });
+    A.speed = round3(10 ** Number($("speed").value));
+    showSpeed();
+    $("scrub").addEventListener("input", () => { pause(); A.t = Number($("scrub").value); frame(true); writeHash(); });
+    $("view3d").addEventListener("change", () => { S.view3d = $("view3d").checked; drawPlot(); writeHash(); });
+    $("copy-link").addEventListener("click", copyLink);
+    $("export-png").addEventListener("click", exportPNG);
+    $("export-json").addEventListener("click", exportJSON);
+
+    document.addEventListener("keydown", (e) => {
+      const t = e.target;
+      const typing = t && (t.tagName === "INPUT" && !["range", "checkbox", "color"].includes(t.type)
+        || t.tagName === "TEXTAREA" || t.tagName === "SELECT");
+      if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.key === " " || e.code === "Space") {
+        if (t && t.tagName === "BUTTON") return; // the button itself handles Space
+        e.preventDefault(); togglePlay();
+      } else if (e.key === "ArrowRight" && !(t && t.type === "range")) {
+        e.preventDefault(); stepBy(1);
+      } else if (e.key === "ArrowLeft" && !(t && t.type === "range")) {
+        e.preventDefault(); stepBy(-1);
+      } else if (e.key === "Home" && !(t && t.type === "range")) {
+        e.preventDefault(); resetAnim();
+      }
+    });
+    window.addEventListener("resize", debounce(() => {
+      if (window.Plotly) {
+        Plotly.Plots.resize($("plot"));
+        Plotly.Plots.resize($("loss"));
+        if ($("schedule-preview").data) Plotly.Plots.resize($("schedule-preview"));
+      }
+    }, 100));
+  }
+
+  function showSpeed() { $("speed-out").textContent = `${fmt(A.speed, 2)}/s`; }
+
+  function showCustomBox(custom) {
+    $("landscape").value = custom ? "__custom__" : S.landscape;
+    $("expr").disabled = !custom;
+    $("custom-box").classList.toggle("off", !custom);
+  }
+
+  let paramsFor = null;
+  const paramChanged = debounce(() => { S.lesson = null; afterProblemChange(); }, 150);
+  function renderLandscapeParams() {
+    const lm = landscapeMeta();
+    const key = lm ? lm.name + JSON.stringify(S.params) : null;
+    if (key === paramsFor) return;
+    paramsFor = key;
+    const box = $("landscape-params");
+    box.innerHTML = "";
+    if (!lm) return;
+    const onChange = (name, v) => {
+      const spec = lm.params.find((h) => h.name === name);
+      if (v === null || same(v, spec.default)) delete S.params[name]; else S.params[name] = v;
+      paramsFor = lm.name + JSON.stringify(S.params);
+      paramChanged();
+    };
+    for (const spec of lm.params) box.append(hpControl(spec, S.params[spec.name] ?? spec.default, onChange, "l"));
+  }
+
+  function renderProblem() {
+    const lm = landscapeMeta();
+    renderLandscapeParams();
+    showCustomBox(!lm);
+    if (!lm) $("expr").value = S.expr;
+    $("landscape-doc").textContent = lm ? (lm.description || "") : (META.expression_help || "");
+    const s = currentStart();
+    $("start-x").value = s ? String(round6(s[0])) : "";
+    const one = dim() === 1;
+    $("start-y-label").hidden = one;
+    $("start-y").value = s && !one ? String(round6(s[1])) : "";
+    $("steps").value = String(S.steps);
+    $("tol").value = String(S.tol);
+    $("view3d").checked = S.view3d;
+    $("view3d").disabled = one;
+  }
+  const round6 = (v) => Number(Number(v).toPrecision(6));
+
+  function currentStart() {
+    if (S.start) return S.start;
+    const lm = landscapeMeta();
+    if (lm) return lm.default_start;
+    return surfaceIsCurrent() ? D.surface.default_start : null;
+  }
+  const surfaceIsCurrent = () => !!D.surface && D.surfaceKey === JSON.stringify(problem());
+
+  function renderOptimizers() {
+    const list = $("opt-list");
+    list.innerHTML = "";
+    S.opts.forEach((o, i) => {
+      const meta = optMeta(o.name);
+      const card = el("div", { class: "opt-card", "data-index": String(i) });
+      card.style.setProperty("--c", o.color);
+      const sel = el("select", { "aria-label": `optimizer ${i + 1}`, id: `opt-name-${i}` });
+      for (const m of META.optimizers) {
+        const op = el("option", { value: m.name, text: m.name });
+        if (m.name === o.name) op.selected = true;
+        sel.append(op);
+      }
+      sel.addEventListener("change", () => { o.name = sel.value; o.hp = {}; S.lesson = null; renderOptimizers(); requestRun(); });
+      const colour = el("input", { type: "color", value: o.color, "aria-label": `colour of optimizer ${i + 1}` });
+      colour.addEventListener("input", () => {
+        o.color = colour.value; card.style.setProperty("--c", o.color);
+        if (D.runs && D.runs.runs[i]) D.runs.runs[i].color = o.color;
+        drawLoss(); frame(true); drawSchedulePreview(); writeHash();
+      });
+      const remove = el("button", { type: "button", class: "remove", "aria-label": `remove optimizer ${i + 1}`, text: "✕" });
+      remove.disabled = S.opts.length <= 1;
+      remove.addEventListener("click", () => { S.opts.splice(i, 1); S.lesson = null; renderOptimizers(); requestRun(); });
+      card.append(el("div", { class: "opt-head" }, colour, sel, remove));
+      card.append(el("p", { class: "opt-status", id: `opt-status-${i}`, "aria-live": "polite" }));
+      card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
+      const grid = el("div", { class: "hp-grid" });
+      const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
+      const moreGrid = el("div", { class: "hp-grid" });
+      more.append(moreGrid);
+      const onChange = (name, v) => {
+        const spec = meta.hyperparams.find((h) => h.name === name);
+        if (v === null || same(v, spec.default)) delete o.hp[name]; else o.hp[name] = v;
+        S.lesson = null;
+        updateWarnings();
+        requestRun();
+      };
+      for (const spec of meta.hyperparams) {
+        const ctl = hpControl(spec, o.hp[spec.name] ?? spec.default, onChange, i);
+        (PRIMARY_HP.has(spec.name) ? grid : moreGrid).append(ctl);
+      }
+      card.append(grid);
+      if (moreGrid.childElementCount) card.append(more);
+      list.append(card);
+    });
+    $("add-opt").disabled = S.opts.length >= META.limits.max_optimizers;
+    updateStatuses();
+    updateWarnings();
+  }
+
+  function suggestedSchedule(name) {
+    const n = S.steps;
+    const q = Math.max(1, Math.round(n / 4));
+    switch (name) {
+      case "step": return { step_size: q, gamma: 0.5 };
+      case "multistep": return { milestones: [Math.round(n / 2), Math.round((3 * n) / 4)], gamma: 0.3 };
+      case "exponential": return { gamma: round3(Math.exp(Math.log(0.01) / Math.max(n, 1))) };
+      case "cosine": return { T_max: n };
+      case "cosine_warm_restarts": return { T_0: q };
+      case "warmup_cosine": return { warmup_steps: Math.max(1, Math.round(n / 10)), total_steps: Math.max(2, n) };
+      case "onecycle": return { total_steps: Math.max(2, n) };
+      case "cyclic": {
+        const lr = S.opts.length ? (S.opts[0].hp.lr ?? optMeta(S.opts[0].name).hyperparams.find((h) => h.name === "lr").default) : 0.01;
+        return { max_lr: round3(lr * 10), step_size_up: q };
+      }
+      case "linear": return { total_iters: q };
+      case "polynomial": return { total_iters: n };
+      case "constant_lr": return { total_iters: q };
+      default: return {};
+    }
+  }
+
+  function renderSchedule() {
+    $("schedule").value = S.schedule ? S.schedule.name : "";
+    const box = $("schedule-params");
+    box.innerHTML = "";
+    if (S.schedule) {
+      const meta = schedMeta(S.schedule.name);
+      const onChange = (name, v) => {
+        const spec = meta.hyperparams.find((h) => h.name === name);
+        if (v === null || (same(v, spec.default) && spec.default !== null)) delete S.schedule.params[name];
+        else S.schedule.params[name] = v;
+        S.lesson = null;
+        requestRun();
+      };
+      for (const spec of meta.hyperparams) box.append(hpControl(spec, S.schedule.params[spec.name] ?? spec.default, onChange, "s"));
+    }
+    requestPreview();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // requests
+  // ---------------------------------------------------------------------------------------------
+  function optPayload() {
+    return S.opts.map((o) => ({ name: o.name, hyperparams: o.hp, color: o.color }));
+  }
+
+  async function loadSurface() {
+    const key = JSON.stringify(problem());
+    if (D.surfaceKey === key && D.surface) return true;
+    const data = await api("/api/surface", { ...problem(), grid: GRID }, "surface");
+    if (!data) return false;
+    D.surface = data;
+    D.surfaceKey = key;
+    return true;
+  }
+
+  let runSeq = 0;
+  async function runNow() {
+    const seq = ++runSeq;
+    const t0 = performance.now();
+    try {
+      const body = { ...problem(), optimizers: optPayload(), steps: S.steps, tol: S.tol };
+      const s = currentStart();
+      if (s) body.start = s;
+      if (S.schedule) body.schedule = S.schedule;
+      const data = await api("/api/run", body, "run");
+      if (!data || seq !== runSeq) return;
+      D.runs = data;
+      G.lastRunMs = performance.now() - t0;
+      showError(null);
+      A.maxLen = Math.max(1, ...data.runs.map((r) => r.trajectory.length));
+      $("scrub").max = String(A.maxLen - 1);
+      if (A.t > A.maxLen - 1) A.t = A.maxLen - 1;
+      drawLoss();
+      if (S.view3d && dim() === 2) drawPlot(); else frame(true);
+      updateStatuses();
+      updateWarnings();
+      writeHash();
+      if (!S.landscape) analyze();
+    } catch (err) {
+      if (seq === runSeq) showError(err.message);
+    }
+  }
+  const requestRun = debounce(() => { writeHash(); runNow(); requestPreview(); }, 100);
+
+  async function analyze() {
+    const s = currentStart();
+    if (!s) return;
+    try {
+      const body = { ...problem(), point: s };
+      if (!S.landscape && D.runs) {
+        // no known minima: the points where runs converged are the candidates for "the nearest minimum"
+        body.candidates = D.runs.runs.filter((r) => r.status === "converged").map((r) => r.trajectory.at(-1))
+          .slice(0, META.limits.max_optimizers);
+      }
+      const data = await api("/api/analyze", body, "analyze");
+      if (!data) return;
+      D.analysis = data;
+      renderStability();
+      updateWarnings();
+    } catch (err) {
+      D.analysis = null;
+      $("stability").textContent = err.message;
+    }
+  }
+
+  const requestPreview = debounce(async () => {
+    try {
+      const lrs = S.opts.map((o) => o.hp.lr ?? (optMeta(o.name).hyperparams.find((h) => h.name === "lr") || { default: 0.01 }).default);
+      const data = await api("/api/schedule", { schedule: S.schedule, lrs: lrs.length ? lrs : [0.01], steps: S.steps }, "preview");
+      if (!data) return;
+      D.preview = data;
+      $("schedule-note").textContent = data.needs_loss
+        ? "This schedule reacts to the loss: the preview shows its starting rate; the runs record the rates used." : "";
+      drawSchedulePreview();
+    } catch (err) {
+      D.preview = null;
+      showError(err.message);
+    }
+  }, 100);
+
+  async function afterProblemChange() {
+    pause();
+    A.t = 0;
+    D.runs = null;
+    D.analysis = null;
+    const runP = runNow();
+    const anP = currentStart() ? analyze() : null;
+    try {
+      const ok = await loadSurface();
+      if (!ok) return;
+      showError(null);
+    } catch (err) {
+      showError(err.message);
+      return;
+    }
+    await plotlyReady;
+    mark("surface");
+    renderProblem();
+    drawPlot();
+    mark("contour");
+    writeHash();
+    await Promise.all([runP, anP || analyze()]);
+  }
+
+  function setStart(s) {
+    S.start = s.map(round6);
+    S.lesson = null;
+    renderProblem();
+    frame(true);
+    writeHash();
+    requestRun.now();
+    analyze();
+  }
+
+  // custom expression: validate as you type, apply when valid
+  const validateExpr = debounce(async (apply) => {
+    const text = $("expr").value;
+    const msg = $("expr-msg");
+    if (!text.trim()) { msg.textContent = ""; msg.className = "expr-msg"; $("expr").classList.remove("invalid"); return; }
+    try {
+      const data = await api("/api/validate-expr", { expr: text }, "validate");
+      if (!data || text !== $("expr").value) return;
+      D.exprStatus = data;
+      if (data.valid) {
+        msg.textContent = `✓ valid (${data.dim}-D)`;
+        msg.className = "expr-msg ok";
+        $("expr").classList.remove("invalid");
+        $("expr").removeAttribute("aria-invalid");
+        if (apply && (S.landscape !== null || S.expr !== text)) {
+          S.landscape = null; S.expr = text; S.params = {}; S.start = null; S.lesson = null;
+          afterProblemChange();
+        }
+      } else {
+        msg.textContent = data.message;
+        msg.className = "expr-msg bad";
+        $("expr").classList.add("invalid");
+        $("expr").setAttribute("aria-invalid", "true");
+      }
+    } catch (err) {
+      msg.textContent = err.message;
+      msg.className = "expr-msg bad";
+    }
+  }, 250);
+
+  // ---------------------------------------------------------------------------------------------
+  // statuses, warnings, stability
+  // ---------------------------------------------------------------------------------------------
+  function statusText(r, k) {
+    if (k < r.stopped_at) return `still going · step ${k}`;
+    if (r.status === "converged") return `converged at step ${r.stopped_at}`;
+    if (r.status === "diverged") return `✕ diverged at step ${r.stopped_at}`;
+    return `max steps (${r.stopped_at}) reached`;
+  }
+  function updateStatuses() {
+    const k = Math.floor(A.t);
+    S.opts.forEach((o, i) => {
+      const p = $(`opt-status-${i}`);
+      if (!p) return;
+      const r = D.runs && D.runs.runs[i];
+      if (!r) { p.textContent = "…"; p.className = "opt-status"; return; }
+      const txt = statusText(r, k);
+      const done = k >= r.stopped_at;
+      const loss = r.loss[Math.min(k, r.loss.length - 1)];
+      const full = `${txt} · f = ${fmt(loss)}`;
+      if (p.textContent !== full) p.textContent = full;
+      const cls = "opt-status" + (done ? " " + r.status : "");
+      if (p.className !== cls) p.className = cls;
+      p.title = r.reason || "";
+    });
+  }
+  function lrOf(o) {
+    if (o.hp.lr !== undefined) return o.hp.lr;
+    const spec = optMeta(o.name).hyperparams.find((h) => h.name === "lr");
+    return spec ? spec.default : null;
+  }
+  function updateWarnings() {
+    const an = D.analysis;
+    S.opts.forEach((o, i) => {
+      const w = $(`opt-warn-${i}`);
+      if (!w) return;
+      const lr = lrOf(o);
+      const parts = [];
+      if (an && lr != null) {
+        const at = [["start", an.start], ["minimum", an.nearest_minimum]];
+        for (const [where, a] of at) {
+          if (a && a.critical_lr != null && lr > a.critical_lr) parts.push(`at the ${where} (2/λmax = ${fmt(a.critical_lr, 3)})`);
+        }
+      }
+      w.textContent = parts.length ? `⚠ lr ${fmt(lr, 3)} exceeds GD's critical lr ${parts.join(" and ")}` : "";
+    });
+  }
+  function renderStability() {
+    const an = D.analysis;
+    const box = $("stability");
+    box.innerHTML = "";
+    if (!an) return;
+    const table = el("table");
+    table.append(el("tr", {}, el("th", { text: "" }), el("th", { text: "start" }), el("th", { text: "nearest minimum" })));
+    const cols = [an.start, an.nearest_minimum];
+    const row = (name, f) => table.append(el("tr", {}, el("th", { text: name }),
+      ...cols.map((c) => el("td", { text: c ? f(c) : "—" }))));
+    row("point", (c) => "(" + c.point.map((v) => fmt(v, 3)).join(", ") + ")");
+    row("f", (c) => fmt(c.value));
+    row("eigenvalues λ", (c) => (c.eigenvalues.length ? c.eigenvalues.map((v) => fmt(v, 3)).join(", ") : "—"));
+    row("2/λmax", (c) => {
+      if (c.lambda_max == null) return "—";
+      return c.critical_lr == null ? "∞ (λmax ≤ 0)" : fmt(c.critical_lr, 3);
+    });
+    row("type", (c) => c.classification);
+    box.append(table);
+    box.append(el("p", { class: "doc", text: "Gradient descent is stable near a point where lr < 2/λmax (λmax: largest Hessian eigenvalue)." }));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // drawing: the landscape
+  // ---------------------------------------------------------------------------------------------
+  function zTransform(sf) {
+    // contour levels spaced geometrically in f − min, so steep walls do not hide the valley floor
+    const flat = [];
+    for (const row of sf.z) for (const v of row) if (v !== null) flat.push(v);
+    if (!flat.length) return { z: sf.z, log: false };
+    let lo = Infinity, hi = -Infinity, pos = Infinity;
+    for (const v of flat) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    if (!(hi > lo)) return { z: sf.z, log: false, lo };
+    flat.sort((a, b) => a - b);
+    const median = flat[Math.floor(flat.length / 2)];
+    if ((median - lo) / (hi - lo) > 0.2) return { z: sf.z, log: false, lo }; // not a steep valley: linear levels
+    for (const v of flat) if (v > lo && v - lo < pos) pos = v - lo;
+    const floor = Math.max((hi - lo) * 1e-4, Number.isFinite(pos) ? Math.min(pos, (hi - lo) * 1e-2) : 0, 1e-300);
+    const z = sf.z.map((row) => row.map((v) => (v === null ? null : Math.log10(v - lo + floor))));
+    const tickvals = [], ticktext = [];
+    for (let e = Math.ceil(Math.log10(floor)); e <= Math.floor(Math.log10(hi - lo + floor)); e++) {
+      tickvals.push(e);
+      ticktext.push(fmt(10 ** e, 1));
+    }
+    return { z, log: true, lo, floor, tickvals, ticktext };
+  }
+
+  function criticalTrace(sf, three) {
+    const m = sf.critical_points || [];
+    if (!m.length) return null;
+    const text = m.map((p) => `${p.kind} f=${fmt(p.value)}`);
+    const marker = { symbol: three ? "cross" : "x-thin-open", size: three ? 4 : 11, color: "#ffffff", line: { color: "#ffffff", width: 2 } };
+    if (sf.dim === 1) {
+      return { type: "scatter", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.value), text,
+        hoverinfo: "text", marker: { ...marker, color: "#333", line: { color: "#333", width: 2 } }, showlegend: false };
+    }
+    if (three) {
+      return { type: "scatter3d", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.location[1]),
+        z: m.map((p) => p.value), text, hoverinfo: "text", marker, showlegend: false };
+    }
+    return { type: "scatter", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.location[1]), text,
+      hoverinfo: "text", marker, showlegend: false };
+  }
+
+  function minimaTrace(sf, three) {
+    const m = sf.minima || [];
+    if (!m.length) return null;
+    const text = m.map((p) => `${p.kind} f=${fmt(p.value)}`);
+    const marker = { symbol: "star", size: three ? 5 : 14, color: "#ffffff", line: { color: "#111", width: 1.5 } };
+    if (sf.dim === 1) {
+      return { type: "scatter", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.value), text,
+        hoverinfo: "text", marker, name: "minima", showlegend: false };
+    }
+    if (three) {
+      return { type: "scatter3d", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.location[1]),
+        z: m.map((p) => p.value), text, hoverinfo: "text", marker: { ...marker, symbol: "diamond" }, name: "minima", showlegend: false };
+    }
+    return { type: "scatter", mode: "markers", x: m.map((p) => p.location[0]), y: m.map((p) => p.location[1]), text,
+      hoverinfo: "text", marker, name: "minima", showlegend: false };
+  }
+
+  let plotKind = null; // "contour" | "curve" | "surface"
+  function drawPlot() {
+    const sf = D.surface;
+    const gd = $("plot");
+    if (!sf || !window.Plotly) return;
+    const three = S.view3d && sf.dim === 2;
+    const margin = { l: 48, r: 12, t: 10, b: 40 };
+    let traces, layout;
+    if (sf.dim === 1) {
+      traces = [{ type: "scatter", mode: "lines", x: sf.x, y: sf.z, line: { color: "#333", width: 2 }, name: "f",
+        hovertemplate: "x=%{x:.4g}<br>f=%{y:.4g}<extra></extra>", showlegend: false }];
+      for (const t of [minimaTrace(sf, false), criticalTrace(sf, false)]) if (t) traces.push(t);
+      const ys = sf.z.filter((v) => v !== null);
+      const lo = minOf(ys), hi = maxOf(ys), pad = 0.06 * (hi - lo || 1);
+      layout = { margin, xaxis: { title: { text: "x" }, range: sf.domain[0], zeroline: false },
+        yaxis: { title: { text: "f(x)" }, range: [lo - pad, hi + pad] }, hovermode: "x", dragmode: false,
+        plot_bgcolor: "#fbfbfd" };
+      plotKind = "curve";
+    } else if (!three) {
+      const zt = zTransform(sf);
+      D.zt = zt;
+      traces = [{
+        type: "contour", x: sf.x, y: sf.y, z: zt.z, customdata: sf.z, colorscale: "Viridis", reversescale: false,
+        ncontours: 28, contours: { coloring: "fill", showlines: true }, line: { width: 0.5, color: "rgba(255,255,255,0.35)" },
+        colorbar: { thickness: 10, title: { text: zt.log ? "f − min" : "f", side: "right" },
+          ...(zt.log ? { tickvals: zt.tickvals, ticktext: zt.ticktext } : {}) },
+        hovertemplate: "x=%{x:.4g}<br>y=%{y:.4g}<br>f=%{customdata:.4g}<extra></extra>", connectgaps: false,
+      }];
+      for (const t of [minimaTrace(sf, false), criticalTrace(sf, false)]) if (t) traces.push(t);
+      layout = { margin, xaxis: { title: { text: "x" }, range: sf.domain[0], constrain: "domain" },
+        yaxis: { title: { text: "y" }, range: sf.domain[1] }, dragmode: false, hovermode: "closest" };
+      plotKind = "contour";
+    } else {
+      const stride = Math.max(1, Math.ceil(sf.x.length / 100)); // a lighter mesh for WebGL
+      const pick = (arr) => arr.filter((_, i) => i % stride === 0);
+      const small = { ...sf, x: pick(sf.x), y: pick(sf.y), z: pick(sf.z).map(pick) };
+      const zt = zTransform(small);
+      traces = [{ type: "surface", x: small.x, y: small.y, z: small.z, surfacecolor: zt.z, colorscale: "Viridis", showscale: false,
+        opacity: 0.92, hovertemplate: "x=%{x:.3g}<br>y=%{y:.3g}<br>f=%{z:.4g}<extra></extra>" }];
+      for (const t of [minimaTrace(sf, true), criticalTrace(sf, true)]) if (t) traces.push(t);
+      for (const r of (D.runs ? D.runs.runs : [])) {
+        traces.push({ type: "scatter3d", mode: "lines", x: [], y: [], z: [], line: { color: r.color, width: 5 },
+          hoverinfo: "skip", showlegend: false });
+      }
+      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 5, color: [], line: { color: "#fff", width: 1 } },
+        hoverinfo: "skip", showlegend: false });
+      layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
+        zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene && plotKind === "surface" ? gd._fullLayout.scene.camera : undefined } };
+      plotKind = "surface";
+      D.path3d = traces.length - (D.runs ? D.runs.runs.length : 0) - 1;
+    }
+    layout.paper_bgcolor = "#ffffff";
+    layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
+    $("overlay").hidden = three;
+    Plotly.react(gd, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"] });
+    hookPlot(gd);
+    frame(true);
+  }
+
+  // map data → overlay pixels using the plot's axes (2-D contour and 1-D curve)
+  function axes() {
+    const fl = $("plot")._fullLayout;
+    if (!fl || !fl.xaxis || !fl.yaxis || plotKind === "surface") return null;
+    const xa = fl.xaxis, ya = fl.yaxis;
+    return {
+      x: (v) => xa._offset + xa.l2p(v), y: (v) => ya._offset + ya.l2p(v),
+      ix: (p) => xa.p2l(p - xa._offset), iy: (p) => ya.p2l(p - ya._offset),
+      box: [xa._offset, ya._offset, xa._length, ya._length],
+    };
+  }
+
+  function sizeCanvas(canvas, host) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = host.clientWidth, h = host.clientHeight;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+      canvas.style.width = w + "px"; canvas.style.height = h + "px";
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    return ctx;
+  }
+
+  const clampPx = (v) => Math.max(-1e4, Math.min(1e4, v));
+  function pointOf(r, i) {
+    const p = r.trajectory[i];
+    return dim() === 1 ? [p[0], r.loss[i]] : p;
+  }
+
+  function drawOverlay(k, frac) {
+    const canvas = $("overlay");
+    const ctx = sizeCanvas(canvas, $("plot"));
+    const ax = axes();
+    if (!ax) return;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(...ax.box);
+    ctx.clip();
+    const runs = D.runs ? D.runs.runs : [];
+    G.balls = [];
+    runs.forEach((r) => {
+      const n = r.trajectory.length;
+      if (!n) return;
+      const px = (i) => { const p = pointOf(r, i); return [clampPx(ax.x(p[0])), clampPx(ax.y(p[1]))]; };
+      // long paths are drawn through every stride-th point (a screen cannot show more)
+      const stride = Math.max(1, Math.floor(n / 1500));
+      const polyline = (last) => {
+        ctx.beginPath();
+        let [x, y] = px(0);
+        ctx.moveTo(x, y);
+        for (let i = stride; i < last; i += stride) { [x, y] = px(i); ctx.lineTo(x, y); }
+        if (last > 0) { [x, y] = px(last); ctx.lineTo(x, y); }
+        ctx.stroke();
+      };
+      // whole path, faint
+      ctx.lineWidth = 1.2;
+      ctx.strokeStyle = r.color + "55";
+      polyline(n - 1);
+      const kk = Math.min(k, n - 1);
+      // travelled path
+      ctx.lineWidth = 1.6;
+      ctx.strokeStyle = r.color + "aa";
+      polyline(kk);
+      // fading trail
+      ctx.lineWidth = 3;
+      for (let i = Math.max(1, kk - TRAIL + 1); i <= kk; i++) {
+        const a = 1 - (kk - i) / TRAIL;
+        ctx.strokeStyle = r.color;
+        ctx.globalAlpha = a;
+        ctx.beginPath();
+        const [x0, y0] = px(i - 1), [x1, y1] = px(i);
+        ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
+      // the ball (interpolated between steps)
+      let [bx, by] = px(kk);
+      if (kk < n - 1 && frac > 0) {
+        const [nx, ny] = px(kk + 1);
+        bx += (nx - bx) * frac; by += (ny - by) * frac;
+      }
+      const [bx0, by0, bw, bh] = ax.box; // a ball that left the picture waits on its edge
+      bx = Math.min(Math.max(bx, bx0 + 4), bx0 + bw - 4);
+      by = Math.min(Math.max(by, by0 + 4), by0 + bh - 4);
+      const stopped = kk >= n - 1 && k >= r.stopped_at;
+      G.balls.push({ x: bx, y: by, crossed: stopped && r.status === "diverged" });
+      if (stopped && r.status === "diverged") {
+        ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, bx, by, 8);
+        ctx.strokeStyle = r.color; ctx.lineWidth = 3.5; crossAt(ctx, bx, by, 8);
+      } else {
+        ctx.beginPath();
+        ctx.arc(bx, by, 6.5, 0, 2 * Math.PI);
+        ctx.fillStyle = r.color; ctx.fill();
+        ctx.lineWidth = 2; ctx.strokeStyle = "#ffffff"; ctx.stroke();
+      }
+    });
+    // the start point
+    const s = currentStart();
+    if (s) {
+      const p = dim() === 1 ? [s[0], startValue()] : s;
+      if (p[1] !== null && p[1] !== undefined) {
+        const x = ax.x(p[0]), y = ax.y(p[1]);
+        ctx.lineWidth = 2; ctx.strokeStyle = "#111"; ctx.beginPath(); ctx.arc(x, y, 9, 0, 2 * Math.PI); ctx.stroke();
+        ctx.lineWidth = 1; ctx.strokeStyle = "#fff"; ctx.beginPath(); ctx.arc(x, y, 10.5, 0, 2 * Math.PI); ctx.stroke();
+      }
+    }
+    ctx.restore();
+  }
+  function startValue() {
+    const r = D.runs && D.runs.runs[0];
+    return r && r.loss.length ? r.loss[0] : null;
+  }
+  function crossAt(ctx, x, y, s) {
+    ctx.beginPath(); ctx.moveTo(x - s, y - s); ctx.lineTo(x + s, y + s); ctx.moveTo(x + s, y - s); ctx.lineTo(x - s, y + s); ctx.stroke();
+  }
+
+  function draw3d(k) {
+    const gd = $("plot");
+    if (plotKind !== "surface" || !D.runs || D.path3d == null) return;
+    const runs = D.runs.runs;
+    const xs = [], ys = [], zs = [], bx = [], by = [], bz = [], col = [], sym = [];
+    runs.forEach((r) => {
+      const kk = Math.min(k, r.trajectory.length - 1);
+      const tr = r.trajectory.slice(0, kk + 1);
+      xs.push(tr.map((p) => p[0])); ys.push(tr.map((p) => p[1])); zs.push(r.loss.slice(0, kk + 1));
+      bx.push(r.trajectory[kk][0]); by.push(r.trajectory[kk][1]); bz.push(r.loss[kk]);
+      col.push(r.color);
+      sym.push(kk >= r.trajectory.length - 1 && k >= r.stopped_at && r.status === "diverged" ? "x" : "circle");
+    });
+    const idx = runs.map((_, i) => D.path3d + i);
+    const ballIdx = D.path3d + runs.length;
+    if (!gd.data || gd.data.length <= ballIdx) return;
+    Plotly.restyle(gd, { x: xs, y: ys, z: zs }, idx);
+    Plotly.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym] }, [ballIdx]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // drawing: the loss chart and the schedule preview
+  // ---------------------------------------------------------------------------------------------
+  function lossMode() {
+    // what the y axis shows: f − f* (known minimum), f (all positive) or f on a linear axis
+    const sf = D.surface;
+    const runs = D.runs ? D.runs.runs : [];
+    const mins = (sf && sf.minima || []).filter((m) => m.kind.startsWith("global") && m.value !== null);
+    if (mins.length) {
+      const fstar = Math.min(...mins.map((m) => m.value));
+      const ok = runs.every((r) => r.loss.every((v) => v === null || v >= fstar - 1e-9 * (1 + Math.abs(fstar))));
+      if (ok) return { log: true, shift: fstar, title: fstar === 0 ? "f (log)" : "f − f* (log)" };
+    }
+    const allPos = runs.every((r) => r.loss.every((v) => v === null || v > 0));
+    if (allPos) return { log: true, shift: 0, title: "f (log)" };
+    // values of both signs (e.g. unbounded below): a linear axis over the plotted region's values
+    let lo = sf && sf.zmin !== null ? sf.zmin : Infinity, hi = -Infinity;
+    for (const r of runs) if (r.loss.length && r.loss[0] !== null) { hi = Math.max(hi, r.loss[0]); lo = Math.min(lo, r.loss[0]); }
+    const range = Number.isFinite(lo) && Number.isFinite(hi) && hi > lo ? [lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)] : undefined;
+    return { log: false, shift: 0, title: "f", range };
+  }
+  function lossY(mode, v) {
+    if (v === null) return null;
+    const y = v - mode.shift;
+    return mode.log && !(y > 0) ? null : y;
+  }
+  function drawLoss() {
+    const gd = $("loss");
+    if (!window.Plotly || !D.runs) return;
+    const mode = lossMode();
+    D.lossMode = mode;
+    const traces = D.runs.runs.map((r) => ({
+      type: "scatter", mode: "lines", x: r.loss.map((_, i) => i), y: r.loss.map((v) => lossY(mode, v)),
+      line: { color: r.color, width: 1.8 }, name: r.label, hovertemplate: `${r.label}<br>step %{x}<br>%{y:.4g}<extra></extra>`,
+    }));
+    let dtick;
+    if (mode.log) { // decades only, unless the curves span less than two of them
+      const ys = traces.flatMap((t) => t.y.filter((v) => v !== null && v > 0));
+      const span = ys.length ? Math.log10(maxOf(ys)) - Math.log10(minOf(ys)) : 0;
+      dtick = span >= 2 ? 1 : "D2";
+    }
+    const layout = { margin: { l: 56, r: 12, t: 8, b: 34 }, showlegend: false,
+      xaxis: { title: { text: "step" }, range: [0, Math.max(1, A.maxLen - 1)] },
+      yaxis: { title: { text: mode.title }, type: mode.log ? "log" : "linear", exponentformat: "power",
+        ...(mode.range ? { range: mode.range } : {}), ...(dtick ? { dtick } : {}) },
+      paper_bgcolor: "#ffffff", plot_bgcolor: "#fbfbfd", dragmode: false, hovermode: "closest" };
+    Plotly.react(gd, traces, layout, { displaylogo: false, responsive: true, displayModeBar: false });
+    if (!gd.dataset.hooked) { gd.dataset.hooked = "1"; gd.on("plotly_afterplot", () => drawLossCursor(Math.floor(A.t))); }
+    drawLossCursor(Math.floor(A.t));
+  }
+  function drawLossCursor(k) {
+    const gd = $("loss");
+    const canvas = $("loss-overlay");
+    const ctx = sizeCanvas(canvas, gd);
+    const fl = gd._fullLayout;
+    if (!fl || !fl.xaxis || !D.runs || !D.lossMode) return;
+    const xa = fl.xaxis, ya = fl.yaxis;
+    const x = xa._offset + xa.c2p(k);
+    ctx.strokeStyle = "#333"; ctx.lineWidth = 1; ctx.setLineDash([4, 3]);
+    ctx.beginPath(); ctx.moveTo(x, ya._offset); ctx.lineTo(x, ya._offset + ya._length); ctx.stroke();
+    ctx.setLineDash([]);
+    for (const r of D.runs.runs) {
+      const kk = Math.min(k, r.loss.length - 1);
+      const y = lossY(D.lossMode, r.loss[kk]);
+      if (y === null) continue;
+      const py = ya._offset + ya.c2p(y);
+      if (!Number.isFinite(py)) continue;
+      ctx.beginPath(); ctx.arc(xa._offset + xa.c2p(kk), Math.max(ya._offset, Math.min(ya._offset + ya._length, py)), 4, 0, 2 * Math.PI);
+      ctx.fillStyle = r.color; ctx.fill();
+    }
+  }
+  function drawSchedulePreview() {
+    const gd = $("schedule-preview");
+    if (!window.Plotly || !D.preview) return;
+    const traces = D.preview.curves.map((c, i) => ({
+      type: "scatter", mode: "lines", x: D.preview.steps, y: c.lr, line: { color: (S.opts[i] || {}).color || "#333", width: 1.6 },
+      hovertemplate: "step %{x}<br>lr %{y:.3g}<extra></extra>",
+    }));
+    const vals = D.preview.curves.flatMap((c) => c.lr.filter((v) => v !== null));
+    const lo = minOf(vals), hi = maxOf(vals);
+    const log = lo > 0 && hi / lo > 20;
+    Plotly.react(gd, traces, {
+      margin: { l: 52, r: 8, t: 6, b: 28 }, showlegend: false, paper_bgcolor: "#ffffff",
+      xaxis: { title: { text: "step" } },
+      yaxis: { title: { text: "lr" }, type: log ? "log" : "linear", exponentformat: "power", ...(log ? { dtick: 1 } : { rangemode: "tozero" }) },
+      dragmode: false,
+    }, { displayModeBar: false, responsive: true, staticPlot: false });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // animation
+  // ---------------------------------------------------------------------------------------------
+  let lastDrawnK = -1;
+  const T3 = { at: 0, cost: 0, k: -1 };
+  function frame(force = false) {
+    const k = Math.floor(A.t);
+    const frac = A.t - k;
+    if (plotKind === "surface") {
+      // WebGL redraws are costly: throttle them to leave the loop time to breathe
+      const now = performance.now();
+      if (force || (k !== T3.k && now - T3.at >= Math.max(33, 1.5 * T3.cost))) {
+        draw3d(k);
+        T3.cost = performance.now() - now;
+        T3.at = performance.now();
+        T3.k = k;
+      }
+    } else {
+      drawOverlay(k, A.playing ? frac : 0);
+    }
+    if (force || k !== lastDrawnK) {
+      drawLossCursor(k);
+      $("scrub").value = String(k);
+      $("step-out").textContent = `${k}`;
+      updateStatuses();
+      lastDrawnK = k;
+    }
+  }
+  function tick(ts) {
+    if (!A.playing) return;
+    const dt = A.last ? Math.min((ts - A.last) / 1000, 0.25) : 0;
+    A.last = ts;
+    A.t += dt * A.speed;
+    if (A.t >= A.maxLen - 1) { A.t = A.maxLen - 1; frame(true); pause(); return; }
+    frame();
+    A.frames.push(ts);
+    while (A.frames.length && ts - A.frames[0] > 1000) A.frames.shift();
+    if (A.frames.length > 1) A.fps = (A.frames.length - 1) / ((ts - A.frames[0]) / 1000);
+    window.gdlabFps = A.fps;
+    writeHash();
+    requestAnimationFrame(tick);
+  }
+  function play() {
+    if (A.playing || !D.runs) return;
+    if (A.t >= A.maxLen - 1) A.t = 0;
+    A.playing = true; A.last = 0; A.frames = [];
+    $("play").textContent = "❚❚ Pause";
+    $("play").setAttribute("aria-pressed", "true");
+    requestAnimationFrame(tick);
+  }
+  function pause() {
+    if (!A.playing) return;
+    A.playing = false;
+    $("play").textContent = "▶ Play";
+    $("play").setAttribute("aria-pressed", "false");
+    frame(true);
+    writeHash(true);
+  }
+  function togglePlay() { if (A.playing) pause(); else play(); }
+  function stepBy(n) {
+    pause();
+    A.t = Math.max(0, Math.min(A.maxLen - 1, Math.floor(A.t) + n));
+    frame(true);
+    writeHash(true);
+  }
+  function resetAnim() { pause(); A.t = 0; frame(true); writeHash(true); }
+
+  // ---------------------------------------------------------------------------------------------
+  // presets, export, sharing
+  // ---------------------------------------------------------------------------------------------
+  async function applyPreset(p) {
+    const st = clone(p.state);
+    S.landscape = st.landscape || null;
+    S.expr = st.expr || "";
+    S.params = st.params || {};
+    S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12] }));
+    S.start = st.start || null;
+    S.steps = st.steps || 200;
+    S.tol = st.tol ?? 1e-6;
+    S.schedule = st.schedule || null;
+    S.view3d = !!st.view3d;
+    S.lesson = p.id;
+    A.t = 0;
+    if (!S.landscape) $("expr").value = S.expr;
+    renderOptimizers();
+    renderSchedule();
+    renderLesson();
+    await afterProblemChange();
+  }
+  function renderLesson() {
+    const p = META.presets.find((x) => x.id === S.lesson);
+    $("lesson-text").textContent = p ? p.text : "";
+    document.querySelectorAll("#presets button").forEach((b) => b.setAttribute("aria-pressed", String(!!p && b.dataset.preset === p.id)));
+  }
+  async function copyLink() {
+    writeHash(true);
+    const url = location.href;
+    try {
+      await navigator.clipboard.writeText(url);
+      flash("Link copied");
+    } catch (err) {
+      window.prompt("Copy this link:", url);
+    }
+  }
+  function flash(msg) {
+    const s = $("status-line");
+    s.textContent = msg;
+    setTimeout(() => { if (s.textContent === msg) s.textContent = ""; }, 2000);
+  }
+  function download(name, url) {
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+  async function exportPNG() {
+    const gd = $("plot");
+    const w = gd.clientWidth, h = gd.clientHeight;
+    const url = await Plotly.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
+    if (plotKind === "surface") { download("gdlab.png", url); return; }
+    const img = new Image();
+    await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
+    const c = document.createElement("canvas");
+    c.width = w * 2; c.height = h * 2;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(img, 0, 0, c.width, c.height);
+    ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
+    download("gdlab.png", c.toDataURL("image/png"));
+  }
+  function exportJSON() {
+    const payload = { gdlab: META.version, url: location.href, state: snapshot(), runs: D.runs, analysis: D.analysis };
+    const blob = new Blob([JSON.stringify(payload, null, 1)], { type: "application/json" });
+    const url = URL.createObjectURL(blob);
+    download("gdlab-runs.json", url);
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+  function snapshot() {
+    return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts: S.opts,
+      start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, step: Math.floor(A.t) });
+  }
+
+  // click on the plot: set the start point
+  function installClick() {
+    const gd = $("plot");
+    gd.addEventListener("click", (e) => {
+      if (plotKind === "surface") return;
+      const ax = axes();
+      if (!ax) return;
+      const rect = gd.getBoundingClientRect();
+      const px = e.clientX - rect.left, py = e.clientY - rect.top;
+      const [bx, by, bw, bh] = ax.box;
+      if (px < bx || px > bx + bw || py < by || py > by + bh) return;
+      const x = ax.ix(px), y = ax.iy(py);
+      setStart(dim() === 1 ? [x] : [x, y]);
+    });
+  }
+  function hookPlot(gd) {
+    if (gd.dataset.hooked) return;
+    gd.dataset.hooked = "1";
+    gd.on("plotly_click", (ev) => {
+      if (plotKind !== "surface" || !ev.points || !ev.points.length) return;
+      const p = ev.points[0];
+      if (p.x != null && p.y != null) setStart([p.x, p.y]);
+    });
+    gd.on("plotly_afterplot", () => { if (plotKind !== "surface") frame(true); });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // start
+  // ---------------------------------------------------------------------------------------------
+  function loadPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const tag = document.createElement("script");
+      tag.src = "/static/plotly.min.js";
+      tag.async = true;
+      tag.onload = () => resolve();
+      tag.onerror = () => reject(new Error("cannot load Plotly.js from the lab server"));
+      document.head.append(tag);
+    });
+  }
+  // Plotly (large) downloads and compiles while the first API answers come in
+  const plotlyReady = loadPlotly().then(() => mark("plotly"));
+
+  async function main() {
+    window.addEventListener("error", (e) => G.errors.push(String(e.message)));
+    try {
+      META = await api("/api/meta");
+    } catch (err) {
+      showError(err.message);
+      return;
+    }
+    buildStatic();
+    const fromUrl = decodeState(location.hash);
+    if (!fromUrl) {
+      const def = META.presets.find((p) => p.id === META.default_preset) || META.presets[0];
+      const st = def.state;
+      S.landscape = st.landscape || null; S.expr = st.expr || ""; S.params = st.params || {};
+      S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12] }));
+      S.start = st.start || null; S.steps = st.steps || 200; S.schedule = st.schedule || null; S.lesson = def.id;
+    }
+    if (!S.opts.length) S.opts = [{ name: META.optimizers[0].name, hp: {}, color: PALETTE[0] }];
+    if (!S.landscape) $("expr").value = S.expr;
+    installClick();
+    renderOptimizers();
+    renderSchedule();
+    renderLesson();
+    const wantStep = S.step;
+    await afterProblemChange();
+    await plotlyReady;
+    mark("runs");
+    drawLoss();
+    mark("loss");
+    drawSchedulePreview();
+    mark("preview");
+    A.t = Math.min(wantStep, A.maxLen - 1);
+    frame(true);
+    writeHash(true);
+    G.ready = true;
+    window.gdlabReadyAt = performance.now();
+    document.body.dataset.ready = "1";
+  }
+
+  window.gdlab = {
+    get state() { return snapshot(); },
+    get runs() { return D.runs; },
+    get analysis() { return D.analysis; },
+    get surface() { return D.surface; },
+    get fps() { return A.fps; },
+    get playing() { return A.playing; },
+    get step() { return Math.floor(A.t); },
+    get ready() { return G.ready; },
+    get busy() { return G.requests > 0; },
+    get errors() { return G.errors.slice(); },
+    get lastRunMs() { return G.lastRunMs; },
+    get marks() { return G.marks.slice(); },
+    get balls() { return (G.balls || []).map((b) => ({ ...b })); },
+    play, pause, stepBy, resetAnim, setStart,
+    setSpeed(v) { A.speed = v; showSpeed(); },
+    toData(x, y) { const ax = axes(); return ax ? [ax.ix(x), ax.iy(y)] : null; },
+    toPixel(x, y) { const ax = axes(); return ax ? [ax.x(x), ax.y(y)] : null; },
+  };
+  window.gdlabFps = 0;
+  const start = () => main().catch((err) => { G.errors.push(String(err && err.stack || err)); showError(`the page failed to start: ${err.message}`); });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

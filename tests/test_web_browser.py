@@ -1,0 +1,224 @@
+"""The browser lab in a real browser: Debian's Chromium driven by Playwright against uvicorn.
+
+Few but real tests: load the page, pick a landscape, click a start, move the lr slider, play, read the
+statuses, type expressions, reopen the copied URL, and check the console stays clean. A screenshot
+is saved to ``bench/out/lab.png`` (gitignored).
+
+Chromium must be at ``/usr/bin/chromium``. Locally these tests skip when it is absent; under CI
+(``CI`` set) they fail instead, so a missing browser can never pass silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SCREENSHOT = Path(__file__).parents[1] / "bench" / "out" / "lab.png"
+STATUS = re.compile(r"^(converged at step \d+|✕ diverged at step \d+|max steps \(\d+\) reached|still going · step \d+)")
+
+pytestmark = pytest.mark.browser
+
+
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests cannot run on CI without it", pytrace=False)
+    pytest.skip(f"{CHROMIUM} not installed (these tests fail instead of skipping when CI is set)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    _require_chromium()
+    import uvicorn
+
+    from gdlab.web import create_app
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(warm_kernels=False), host="127.0.0.1", port=port,
+                                       log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not srv.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the lab server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page of the lab, with its console errors collected."""
+
+    def __init__(self, browser, url: str, width: int = 1280, height: int = 900) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.goto(url)
+        self.page.wait_for_function("window.gdlab && window.gdlab.ready", timeout=30_000)
+        self.settle()
+
+    def js(self, expr: str):
+        return self.page.evaluate(expr)
+
+    def settle(self) -> None:
+        """Wait until no request is in flight and the runs match the page state."""
+        self.page.wait_for_timeout(150)
+        self.page.wait_for_function("!window.gdlab.busy && window.gdlab.runs !== null", timeout=30_000)
+
+    def state(self) -> dict:
+        return self.js("window.gdlab.state")
+
+    def statuses(self) -> list[str]:
+        return self.page.locator(".opt-status").all_inner_texts()
+
+    def close(self) -> None:
+        assert self.errors == [], self.errors
+        self.context.close()
+
+
+def test_pick_click_slide_play_and_share(browser, server):
+    lab = Page(browser, server)
+    page = lab.page
+    assert page.locator("#landscape option").count() >= 20  # every built-in landscape + custom
+
+    # pick a landscape
+    page.select_option("#landscape", "rosenbrock")
+    page.wait_for_function("window.gdlab.state.landscape === 'rosenbrock' && window.gdlab.surface.domain[1][1] === 3")
+    lab.settle()
+
+    # click on the plot to set the start point
+    box = page.locator("#plot").bounding_box()
+    px, py = lab.js("window.gdlab.toPixel(-1.5, 2.0)")
+    page.mouse.click(box["x"] + px, box["y"] + py)
+    page.wait_for_function("Math.abs(window.gdlab.state.start[0] + 1.5) < 0.05")
+    lab.settle()
+    start = lab.state()["start"]
+    assert start[0] == pytest.approx(-1.5, abs=0.05) and start[1] == pytest.approx(2.0, abs=0.05)
+    assert lab.js("window.gdlab.runs.runs[0].trajectory[0]") == pytest.approx(start)
+    assert page.input_value("#start-x") == str(start[0]).removesuffix(".0")
+    stab = page.locator("#stability").inner_text()
+    assert "2/λmax" in stab and "minimum" in stab
+
+    # move the learning-rate slider of the first optimizer (log scale: 10^-3.5)
+    slider = page.locator('#opt-list .opt-card[data-index="0"] [data-hp="lr"] input[type="range"]')
+    slider.fill("-3.5")
+    page.wait_for_function("window.gdlab.state.opts[0].hp.lr === 0.000316")
+    lab.settle()
+    assert lab.js("window.gdlab.runs.runs[0].hyperparams.lr") == pytest.approx(0.000316)
+    assert page.locator('#opt-list .opt-card[data-index="0"] [data-hp="lr"] output').inner_text() == "3.16e-4"
+
+    # play: the balls move along their trajectories, then stop with the right statuses
+    before = lab.js("window.gdlab.balls")
+    lab.js("window.gdlab.setSpeed(400)")
+    page.click("#play")
+    page.wait_for_function("window.gdlab.step > 30")
+    moved = lab.js("window.gdlab.balls")
+    assert any(math.dist((a["x"], a["y"]), (b["x"], b["y"])) > 3 for a, b in zip(before, moved, strict=True))
+    assert all(STATUS.match(s) for s in lab.statuses()), lab.statuses()
+    page.wait_for_function("!window.gdlab.playing", timeout=30_000)
+    assert lab.js("window.gdlab.fps") > 15
+    runs = lab.js("window.gdlab.runs.runs")
+    for text, run in zip(lab.statuses(), runs, strict=True):
+        want = {"converged": f"converged at step {run['stopped_at']}",
+                "diverged": f"diverged at step {run['stopped_at']}",
+                "max_steps": f"max steps ({run['stopped_at']}) reached"}[run["status"]]
+        assert want in text, (text, run["status"])
+
+    # keyboard: ← steps back, Space plays and pauses
+    page.locator("body").click(position={"x": 5, "y": 5})
+    last = lab.js("window.gdlab.step")
+    page.keyboard.press("ArrowLeft")
+    assert lab.js("window.gdlab.step") == last - 1
+    page.keyboard.press("Home")
+    page.keyboard.press("Space")
+    page.wait_for_function("window.gdlab.playing && window.gdlab.step > 5")
+    page.keyboard.press("Space")
+    assert not lab.js("window.gdlab.playing")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # export: the picture as PNG (plot + balls), the runs as JSON
+    with page.expect_download() as png:
+        page.click("#export-png")
+    assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as js:
+        page.click("#export-json")
+    exported = json.loads(Path(js.value.path()).read_text())
+    assert exported["state"]["landscape"] == "rosenbrock" and len(exported["runs"]["runs"]) == len(runs)
+
+    # the URL holds the whole state: a fresh page opened on it shows the same view
+    page.wait_for_timeout(400)
+    url, state = page.url, lab.state()
+    assert "#" in url
+    again = Page(browser, url)
+    assert again.state() == state
+    assert again.js("window.gdlab.runs.runs.map(r => r.status)") == [r["status"] for r in runs]
+    again.close()
+    lab.close()
+
+
+def test_custom_expression_is_validated_in_place(browser, server):
+    lab = Page(browser, server)
+    page = lab.page
+    page.select_option("#landscape", "__custom__")
+    page.fill("#expr", "(x - 1)^2 + 3*(y + 1)^2")
+    page.wait_for_function("window.gdlab.state.expr === '(x - 1)^2 + 3*(y + 1)^2'")
+    lab.settle()
+    assert "valid" in page.locator("#expr-msg").inner_text()
+    assert lab.js("window.gdlab.surface.dim") == 2
+
+    page.fill("#expr", "(x - 1)^2 + 3*(y + 1)^^2")
+    page.wait_for_function("document.querySelector('#expr-msg').classList.contains('bad')")
+    msg = page.locator("#expr-msg").inner_text()
+    assert "column" in msg
+    assert page.get_attribute("#expr", "aria-invalid") == "true"
+    assert lab.state()["expr"] == "(x - 1)^2 + 3*(y + 1)^2"  # the last valid function stays on show
+    lab.close()
+
+
+def test_phone_width_double_well_lesson(browser, server):
+    lab = Page(browser, server, width=390, height=844)
+    page = lab.page
+    page.click('#presets button[data-preset="double-well"]')
+    page.wait_for_function("window.gdlab.state.landscape === 'double_well' && window.gdlab.surface.dim === 1")
+    lab.settle()
+    assert lab.js("document.documentElement.scrollWidth") <= 390
+    assert "maximum" in page.locator("#lesson-text").inner_text()
+    lab.js("window.gdlab.stepBy(1000)")
+    texts = lab.statuses()
+    assert "converged at step 1" in texts[2] and "max steps" in texts[0]
+    assert lab.js("window.gdlab.runs.runs[2].trajectory.at(-1)[0]") == 0.0
+    lab.close()
