@@ -367,7 +367,7 @@ def test_registry_names() -> None:
 
 
 def test_unknown_landscape() -> None:
-    with pytest.raises(ValueError, match=r"unknown landscape 'rosenbrok' \(did you mean 'rosenbrock'\?\); valid: sphere"):
+    with pytest.raises(ValueError, match=r"unknown landscape 'rosenbrok' \(did you mean 'rosenbrock'\?\); valid: "):
         make_landscape("rosenbrok")
     with pytest.raises(ValueError, match="sphere, elliptic"):
         make_landscape("nope")
