@@ -174,7 +174,8 @@ def test_quadratic_terminates_in_at_most_d_plus_1_iterations(d):
 def test_strong_wolfe_holds_for_every_accepted_step(x, y):
     R = Rosenbrock()
     c1, c2 = 1e-4, 0.9
-    opt = make_optimizer("lbfgs", line_search_fn="strong_wolfe", c1=c1, c2=c2)
+    opt = make_optimizer("lbfgs", line_search_fn="strong_wolfe", c1=c1, c2=c2,
+                         tolerance_grad=1e-11, tolerance_change=1e-15)  # stop at the minimiser, not near it
     p = np.array([x, y])
     state = opt.init(p)
     for _ in range(60):
