@@ -21,6 +21,10 @@ On a learning problem (``--problem``) each optimizer trains ``--epochs`` epochs;
 the final training/validation loss (and accuracy for classifiers), the distance to the exact
 solution when the problem has one, the steps taken and the status; ``--every K`` adds the training
 loss every K epochs.
+
+Pictures (:mod:`gdlab.cli.plotting`): on a landscape ``--plot`` draws the contour map with every
+path (``--surface``: the 3-D surface) and ``--animate`` the balls rolling; on a problem ``--plot``
+draws the training (solid) and validation (dashed) loss per epoch of every optimizer.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.cli import options as o
+from gdlab.cli import plotting
 from gdlab.engine.run import RunSpec, compare
 
 #: Tolerance of the "steps to tol" column when --tol is not given.
@@ -53,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accumulate", type=int, default=1, help="with --problem: micro-batches per step (default 1)")
     p.add_argument("--seed", type=int, default=0, help="with --problem: seed of the shuffling and init (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    plotting.add_plot_arguments(p, animation=True, surface=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise o.usage(f"--every must be >= 1, got {args.every}")
     if args.every is not None and args.at is not None:
         raise o.usage("give --every or --at, not both")
+    pictures = plotting.plot_request(args)
     if args.problem:
-        return _run_problem(args)
+        pictures.refuse_animation("applies to landscapes; with --problem, --plot draws the loss per epoch")
+        return _run_problem(args, pictures)
     if args.problem_set:
         raise o.usage("--problem-set needs --problem NAME")
     steps = o.check_steps(args.steps)
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if s.training:
             raise o.usage(f"--optimizer {s.text!r}: {', '.join(s.training)} only applies with --problem")
     objective, info = o.resolve_objective(args)
+    pictures.check_objective(objective)
     start = o.start_point(args, objective)
     run_specs = [RunSpec(s.optimizer, s.hyperparams, s.schedule, s.schedule_params, s.label) for s in specs]
     results = compare(objective, run_specs, start, steps, tol=tol, target=args.target)
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             "reason": res.reason,
         })
     marks = _marks(args.every, at, steps)
+    pictures.landscape(objective, results, plotting.landscape_title(info, start, steps))
     if args.json:
         runs = []
         for res, row in zip(results, rows, strict=True):
@@ -103,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         if marks is not None:
             out["loss_at"] = {"steps": marks, "loss": [[_loss_at(r.loss, k) for k in marks] for r in results]}
         o.emit_json(out)
+        pictures.report()
         return 0
     print(f"{o.objective_title(info)}   start {o.fmt_point(start)}   {steps} steps")
     table_rows = [[r["label"], o.fmt_num(r["final_loss"], 8), o.fmt_num(r["distance_to_minimum"], 4),
@@ -117,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         loss_rows = [[str(k)] + [o.fmt_num(_loss_at(res.loss, k), 8) for res in results] for k in marks]
         print(o.table(["step"] + [r.label for r in results], loss_rows))
+    pictures.report()
     return 0
 
 
@@ -172,7 +184,7 @@ def check_epochs(epochs: int) -> int:
     return epochs
 
 
-def _run_problem(args: argparse.Namespace) -> int:
+def _run_problem(args: argparse.Namespace, pictures: plotting.PlotRequest) -> int:
     from gdlab.core.optimizers import make_optimizer
     from gdlab.core.schedules import make_schedule
     from gdlab.problems import train
@@ -211,6 +223,10 @@ def _run_problem(args: argparse.Namespace) -> int:
             dist = float(np.linalg.norm(np.asarray(res.params) - solution))
         results.append(res)
         rows.append({"label": label, "batch_size": bs, "accumulate": acc, "distance_to_solution": dist})
+    curves = {row["label"]: (res.train_loss, res.val_loss) for res, row in zip(results, rows, strict=True)}
+    pictures.figure(lambda size: plotting.epoch_loss_figure(
+        curves, title=f"problem {problem.name}: loss per epoch (solid: train, dashed: validation)", size=size),
+        f"loss per epoch of {len(results)} optimizer(s)")
     if args.json:
         runs = []
         for res, row in zip(results, rows, strict=True):
@@ -219,6 +235,7 @@ def _run_problem(args: argparse.Namespace) -> int:
             runs.append(item)
         o.emit_json({"problem": problem.name, "problem_params": problem.get_params(), "epochs": epochs,
                      "seed": args.seed, "runs": runs})
+        pictures.report()
         return 0
     classify = results[0].train_accuracy is not None
     head = ["optimizer", "train loss", "val loss"] + (["train acc", "val acc"] if classify else []) + \
@@ -243,6 +260,7 @@ def _run_problem(args: argparse.Namespace) -> int:
         marks = list(range(0, epochs + 1, args.every))
         loss_rows = [[str(e)] + [o.fmt_num(_epoch_value(r.train_loss, e), 8) for r in results] for e in marks]
         print(o.table(["epoch"] + [row["label"] for row in rows], loss_rows))
+    pictures.report()
     return 0
 
 

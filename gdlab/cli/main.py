@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gdlab import __version__
-from gdlab.cli import analyze, compare, demo, listing, schedule, serve, sweep, train
+from gdlab.cli import analyze, compare, demo, gallery, listing, schedule, serve, sweep, train
 from gdlab.cli import run as run_command
 
 #: (name, help, add_arguments, run) of every subcommand.
@@ -29,6 +29,7 @@ COMMANDS: list[Command] = [
     schedule.COMMAND,
     analyze.COMMAND,
     sweep.COMMAND,
+    gallery.COMMAND,
 ]
 
 

@@ -2,13 +2,17 @@
 
 ``gdlab run --landscape NAME [--landscape-set k=v ...] | --expr "EXPR" --optimizer NAME [--set k=v ...]
 [--start X[,Y]] [--steps N] [--schedule NAME [--schedule-set k=v ...]] [--tol T] [--target T]
-[--every K] [--json]``
+[--every K] [--json] [--plot FILE [--surface]] [--animate FILE [--frames N] [--fps F]] [--plot-size WxH]``
 
 ``--json`` prints one object: the :class:`~gdlab.engine.result.RunResult` fields (``trajectory``
 start first; ``loss[i]`` and ``grad_norm[i]`` belong to ``trajectory[i]``; ``lr[i]`` moved point i
 to i+1; ``status``, ``stopped_at``, ``reason``) plus ``objective``, ``start``, ``steps``,
 ``final_point``, ``final_loss`` and ``nearest_minimum``. Only finite numbers are written: a
 diverging run's record stops at its last finite point. A diverging run is a result (exit 0).
+
+``--plot`` draws the contour map with the path (the curve f(x) for 1-D objectives, the 3-D surface
+with ``--surface``); ``--animate`` writes the ball rolling as a GIF or MP4 (see
+:mod:`gdlab.cli.plotting`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.cli import options as o
+from gdlab.cli import plotting
 from gdlab.engine.analysis import nearest_known_minimum
 from gdlab.engine.result import RunResult
 from gdlab.engine.run import run_single
@@ -47,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", type=float, help="stop (converged) when the loss falls below T")
     p.add_argument("--every", type=int, help="print the trajectory every K steps (text output)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    plotting.add_plot_arguments(p, animation=True, surface=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,16 +60,20 @@ def run(args: argparse.Namespace) -> int:
     tol = o.check_tol(args.tol)
     if args.every is not None and args.every < 1:
         raise o.usage(f"--every must be >= 1, got {args.every}")
+    pictures = plotting.plot_request(args)
     objective, info = o.resolve_objective(args)
+    pictures.check_objective(objective)
     optimizer, _ = o.build_optimizer(args.optimizer, args.set)
     schedule = o.build_schedule(args.schedule, args.schedule_set)
     start = o.start_point(args, objective)
     res = run_single(objective, optimizer, start, steps=steps, schedule=schedule, tol=tol, target=args.target)
     near = nearest_known_minimum(objective, res.final_point)
+    pictures.landscape(objective, [res], plotting.landscape_title(info, start, steps))
     if args.json:
         o.emit_json(run_json(res, info, start, steps, near))
-        return 0
-    print(summary(res, info, start, steps, near, args.every))
+    else:
+        print(summary(res, info, start, steps, near, args.every))
+    pictures.report()
     return 0
 
 

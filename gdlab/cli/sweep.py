@@ -2,15 +2,20 @@
 
 ``gdlab sweep lr (--landscape NAME | --expr EXPR) --optimizer NAME [--set k=v ...]
 (--lrs L1,L2,... | --lr-range LO:HI:N) [--start X[,Y]] [--steps N] [--schedule NAME
-[--schedule-set k=v ...]] [--tol T] [--json]``
+[--schedule-set k=v ...]] [--tol T] [--json] [--plot FILE]``
     Final loss, final point and status for every learning rate (``--lr-range`` is N values spaced
     geometrically from LO to HI). Table: lr, final x, final loss, status.
 
 ``gdlab sweep basin (--landscape NAME | --expr EXPR) --optimizer NAME [--set k=v ...]
-[--xlim LO,HI] [--ylim LO,HI] [--resolution N|NX,NY] [--steps N] [--tol T] [--radius R] [--json]``
+[--xlim LO,HI] [--ylim LO,HI] [--resolution N|NX,NY] [--steps N] [--tol T] [--radius R] [--json]
+[--plot FILE]``
     A grid of starts (default: the landscape's domain, 41×41) on a 2-D objective; every start is
     labelled with the minimum it ends within R of (``0``, ``1``, ... as listed), ``.`` for none,
     ``x`` for divergence. ``--tol`` (default 1e-6) stops converged runs.
+
+``--plot`` (both kinds, see :mod:`gdlab.cli.plotting`) draws the final loss against the learning rate
+on log axes, with GD's critical rate 2/λmax at the start as a dashed line when it is defined, or the
+basin map (colour = minimum reached, darker = more steps, black = diverged).
 
 Limits: ``--steps`` ≤ 100,000, at most 1,000 learning rates, 400×400 grid points, and runs × steps
 ≤ 2·10⁸.
@@ -24,6 +29,7 @@ import math
 import numpy as np
 
 from gdlab.cli import options as o
+from gdlab.cli import plotting
 from gdlab.cli.run import add_optimizer_arguments, add_schedule_arguments
 from gdlab.engine.sweeps import basin_map, lr_sweep
 
@@ -44,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_schedule_arguments(lr)
     lr.add_argument("--tol", type=float, help="stop a run when its gradient norm falls below T")
     lr.add_argument("--json", action="store_true", help="print one JSON object")
+    plotting.add_plot_arguments(lr)
     lr.set_defaults(_sweep=run_lr)
 
     basin = sub.add_parser("basin", help="basins of attraction over a grid of starts",
@@ -59,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     basin.add_argument("--radius", type=float, help="a run reached a minimum if it ends within R of it "
                        "(default 2%% of the larger side)")
     basin.add_argument("--json", action="store_true", help="print one JSON object")
+    plotting.add_plot_arguments(basin)
     basin.set_defaults(_sweep=run_basin)
 
 
@@ -91,6 +99,7 @@ def run_lr(args: argparse.Namespace) -> int:
     tol = o.check_tol(args.tol)
     lrs = parse_lrs(args)
     o.check_work(len(lrs), steps)
+    pictures = plotting.plot_request(args)
     objective, info = o.resolve_objective(args)
     sets = list(args.set)
     if any(s.partition("=")[0].strip() == "lr" for s in sets):
@@ -99,8 +108,14 @@ def run_lr(args: argparse.Namespace) -> int:
     schedule = o.build_schedule(args.schedule, args.schedule_set)
     start = o.start_point(args, objective)
     sweep = lr_sweep(objective, args.optimizer, lrs, start, steps=steps, hyperparams=hp, schedule=schedule, tol=tol)
+    label = f"{args.optimizer} {o.fmt_hyper(hp)}".rstrip() + (f" +{sweep.schedule}" if sweep.schedule else "")
+    pictures.figure(lambda size: plotting.lr_sweep_figure(
+        label, sweep, objective, start, size=size,
+        title=f"{o.objective_title(info)}: final loss after {steps} steps from {o.fmt_point(start, 4)}"),
+        "final loss vs learning rate")
     if args.json:
         o.emit_json({"objective": info, **sweep.to_json()})
+        pictures.report()
         return 0
     print(f"{o.objective_title(info)}   start {o.fmt_point(start)}   {steps} steps")
     print(f"optimizer {args.optimizer} {o.fmt_hyper(hp)}".rstrip() + (f"   schedule {sweep.schedule}"
@@ -115,6 +130,7 @@ def run_lr(args: argparse.Namespace) -> int:
     best = sweep.best()
     if best["lr"] is not None:
         print(f"lowest final loss: lr={best['lr']:g} (f = {o.fmt_num(best['final_loss'], 8)})")
+    pictures.report()
     return 0
 
 
@@ -129,6 +145,7 @@ def run_basin(args: argparse.Namespace) -> int:
     if not (2 <= nx <= MAX_GRID and 2 <= ny <= MAX_GRID):
         raise o.usage(f"--resolution must be between 2 and {MAX_GRID} per axis, got {nx},{ny}")
     o.check_work(nx * ny, steps)
+    pictures = plotting.plot_request(args)
     objective, info = o.resolve_objective(args)
     if getattr(objective, "dim", 2) != 2:
         raise o.usage(f"sweep basin needs a 2-D objective, this one has dim {objective.dim}")
@@ -139,8 +156,12 @@ def run_basin(args: argparse.Namespace) -> int:
     optimizer, _ = o.build_optimizer(args.optimizer, args.set)
     bmap = basin_map(objective, optimizer, xlim=xlim, ylim=ylim, resolution=(nx, ny), steps=steps, tol=tol,
                      radius=args.radius)
+    pictures.figure(lambda size: plotting.basin_plot(
+        bmap, size=size, title=f"{o.objective_title(info)}: basins of "
+        f"{plotting.optimizer_label(optimizer.name, optimizer.get_params())}, {steps} steps"), "basin map")
     if args.json:
         o.emit_json({"objective": info, **bmap.to_json()})
+        pictures.report()
         return 0
     print(f"{o.objective_title(info)}   {optimizer.name} {o.fmt_hyper(optimizer.get_params())}")
     print(f"x in [{bmap.xs[0]:g}, {bmap.xs[-1]:g}] (left to right), y in [{bmap.ys[0]:g}, {bmap.ys[-1]:g}] "
@@ -156,6 +177,7 @@ def run_basin(args: argparse.Namespace) -> int:
     print(f"  x: diverged: {counts['diverged']} starts")
     if bmap.minima_source == "clustered":
         print("  (minima found by grouping the end points of converged runs)")
+    pictures.report()
     return 0
 
 

@@ -2,11 +2,12 @@
 
 ``gdlab train --problem NAME [--problem-set k=v ...] --optimizer NAME [--set k=v ...]
 [--batch-size B|full] [--epochs E] [--schedule NAME [--schedule-set k=v ...]] [--accumulate K]
-[--seed S] [--json]``
+[--seed S] [--json] [--plot FILE [--plot-size WxH]]``
 
 Prints the training/validation loss (and accuracy for classifiers) after every epoch. A progress
 bar goes to stderr, only when stderr is a terminal. ``--json`` prints
-:meth:`~gdlab.problems.TrainResult.to_json` as one object.
+:meth:`~gdlab.problems.TrainResult.to_json` as one object. ``--plot`` draws the training (solid)
+and validation (dashed) loss per epoch (see :mod:`gdlab.cli.plotting`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from typing import Any
 
 from gdlab.cli import options as o
+from gdlab.cli import plotting
 from gdlab.cli.compare import build_problem, check_epochs, parse_batch_size
 from gdlab.cli.run import add_optimizer_arguments, add_schedule_arguments
 
@@ -31,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches averaged per step (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffling and initialisation (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    plotting.add_plot_arguments(p)
 
 
 class Progress:
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise o.usage(f"--accumulate must be >= 1, got {args.accumulate}")
     if args.seed < 0:
         raise o.usage(f"--seed must be >= 0, got {args.seed}")
+    pictures = plotting.plot_request(args)
     batch_size = parse_batch_size(args.batch_size, "--batch-size")
     problem = build_problem(args.problem, args.problem_set)
     optimizer, _ = o.build_optimizer(args.optimizer, args.set)
@@ -64,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
     on_epoch = Progress(epochs) if sys.stderr.isatty() else None
     res = train(problem, optimizer, batch_size=batch_size, epochs=epochs, schedule=schedule,
                 accumulate=args.accumulate, seed=args.seed, on_epoch=on_epoch)
+    label = plotting.optimizer_label(optimizer.name, optimizer.get_params())
+    pictures.figure(lambda size: plotting.epoch_loss_figure(
+        {label: (res.train_loss, res.val_loss)}, size=size,
+        title=f"problem {problem.name}, {optimizer.name}: loss per epoch"), "loss per epoch (train and validation)")
     if args.json:
         o.emit_json(res.to_json())
+        pictures.report()
         return 0
     regime = "full batch" if batch_size is None else "stochastic (1 row)" if batch_size == 1 else f"batch {batch_size}"
     print(f"problem {problem.name}: {problem.description}")
@@ -84,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(cells)
     print(o.table(head, rows))
     print(f"status {res.status} after {res.stopped_at} steps: {res.reason}")
+    pictures.report()
     return 0
 
 
