@@ -46,7 +46,7 @@ from gdlab.core.batching import as_params, batch_shape, check_like, expand, per_
 from gdlab.core.hyper import Configurable, Hyper, lookup
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, State, StepResult, _merge_state
-from gdlab.core.optimizers.common import add_l2
+from gdlab.core.optimizers.common import add_l2, is_off
 
 
 class NormTypeHyper(Hyper):
@@ -190,7 +190,7 @@ class DecoupledWeightDecay(GradientTransform):
 
     def apply_params(self, params: np.ndarray, state: State, lr: Any) -> np.ndarray:
         wd = self._hp("weight_decay", params)
-        if isinstance(wd, float) and wd == 0.0:
+        if is_off(wd):
             return params
         return params * (1.0 - lr * wd)
 

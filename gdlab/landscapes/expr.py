@@ -41,8 +41,7 @@ import numpy as np
 import sympy
 
 from gdlab.core.hyper import suggest
-from gdlab.landscapes.base import Landscape
-from gdlab.landscapes.symbolic import DerivationError, compile_expression, real_symbols
+from gdlab.landscapes.symbolic import CompiledLandscape, DerivationError, compile_expression, real_symbols
 
 #: Longest accepted expression, in characters.
 MAX_LENGTH = 200
@@ -374,7 +373,7 @@ def _names(node: Node) -> set[str]:
 
 
 # -- the landscape ------------------------------------------------------------------------------
-class ExprLandscape(Landscape):
+class ExprLandscape(CompiledLandscape):
     """A landscape given by a typed formula; build it with :func:`parse_expression`.
 
     ``text`` is the formula as typed, ``expression`` its SymPy form and ``variables`` the names of
@@ -414,21 +413,6 @@ class ExprLandscape(Landscape):
 
     def __repr__(self) -> str:
         return f"ExprLandscape({self.text!r})"
-
-    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
-        return self.compiled.expr, self.compiled.symbols
-
-    def _value(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.value(x)
-
-    def _grad(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.grad(x)
-
-    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.compiled.value_and_grad(x)
-
-    def _hessian(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.hessian(x)
 
 
 def _check_domain(domain: Any, dim: int) -> tuple[tuple[float, float], ...]:

@@ -136,7 +136,29 @@ _CACHE: dict[tuple[Any, ...], CompiledExpression] = {}
 _CACHE_SIZE = 64
 
 
-class SymbolicLandscape(Landscape):
+class CompiledLandscape(Landscape):
+    """A landscape whose value, gradient and Hessian come from a :class:`CompiledExpression`
+    (``self.compiled``, set by the subclass)."""
+
+    compiled: CompiledExpression
+
+    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        return self.compiled.expr, self.compiled.symbols
+
+    def _value(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.value(x)
+
+    def _grad(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.grad(x)
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.compiled.value_and_grad(x)
+
+    def _hessian(self, x: np.ndarray) -> np.ndarray:
+        return self.compiled.hessian(x)
+
+
+class SymbolicLandscape(CompiledLandscape):
     """A landscape given by a SymPy formula; value, gradient and Hessian are compiled from it.
 
     Subclasses set ``variables`` and implement :meth:`formula` (using the validated parameters on
@@ -165,17 +187,3 @@ class SymbolicLandscape(Landscape):
         self.compiled = compiled
         self._setup()
 
-    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
-        return self.compiled.expr, self.compiled.symbols
-
-    def _value(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.value(x)
-
-    def _grad(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.grad(x)
-
-    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.compiled.value_and_grad(x)
-
-    def _hessian(self, x: np.ndarray) -> np.ndarray:
-        return self.compiled.hessian(x)

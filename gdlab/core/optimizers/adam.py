@@ -16,6 +16,7 @@ from gdlab.core.optimizers.common import (
     add_l2,
     betas,
     eps,
+    is_off,
     lr,
     root,
     signed,
@@ -116,7 +117,7 @@ class AdamW(Adam):
 
     def _decay(self, grad: np.ndarray, params: np.ndarray, lr: Any) -> tuple[np.ndarray, np.ndarray]:
         wd = self._hp("weight_decay", params)
-        if isinstance(wd, float) and wd == 0.0:
+        if is_off(wd):
             return grad, params
         if self.weight_decay_form == "torch":
             rate = lr * wd

@@ -37,9 +37,15 @@ def signed(grad: np.ndarray, maximize: bool) -> np.ndarray:
     return -grad if maximize else grad
 
 
+def is_off(value: Any) -> bool:
+    """True when an optional term's coefficient is the scalar 0, so the term is skipped (as PyTorch
+    does). A batched array, even of zeros, keeps the term, so every run of a batch shares one path."""
+    return isinstance(value, float) and value == 0.0
+
+
 def add_l2(grad: np.ndarray, params: np.ndarray, weight_decay: Any) -> np.ndarray:
     """Coupled weight decay: ``g + λθ`` (skipped when λ is the scalar 0, as PyTorch does)."""
-    if isinstance(weight_decay, float) and weight_decay == 0.0:
+    if is_off(weight_decay):
         return grad
     return grad + weight_decay * params
 

@@ -17,6 +17,7 @@ from gdlab.core.optimizers.common import (
     add_l2,
     betas,
     eps,
+    is_off,
     lr,
     root,
     signed,
@@ -31,7 +32,7 @@ DECOUPLED_WEIGHT_DECAY = Hyper(
 def decay(grad: np.ndarray, params: np.ndarray, weight_decay: Any, lr: Any, decoupled: bool) -> tuple[Any, Any]:
     """Coupled (``g + λθ``) or decoupled (``θ(1 − ηλ)``) weight decay: (gradient, params) to use."""
     if decoupled:
-        if isinstance(weight_decay, float) and weight_decay == 0.0:
+        if is_off(weight_decay):
             return grad, params
         return grad, params * (1.0 - lr * weight_decay)
     return add_l2(grad, params, weight_decay), params

@@ -9,7 +9,7 @@ import numpy as np
 from gdlab.core.hyper import Hyper
 from gdlab.core.optimizer import Optimizer, State
 from gdlab.core.optimizers.adam import lerp
-from gdlab.core.optimizers.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, add_l2, eps, lr, root, signed
+from gdlab.core.optimizers.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, add_l2, eps, is_off, lr, root, signed
 
 
 class RMSprop(Optimizer):
@@ -55,12 +55,9 @@ class RMSprop(Optimizer):
                 f"(got alpha={self.alpha}, eps={self.eps})"
             )
 
-    def _uses_momentum(self) -> bool:
-        return not (isinstance(self.momentum, float) and self.momentum == 0.0)
-
     def _init_buffers(self, params: np.ndarray) -> State:
         buffers = {"square_avg": np.zeros_like(params)}
-        if self._uses_momentum():
+        if not is_off(self.momentum):
             buffers["momentum_buffer"] = np.zeros_like(params)
         if self.centered:
             buffers["grad_avg"] = np.zeros_like(params)
@@ -78,7 +75,7 @@ class RMSprop(Optimizer):
         else:
             var = square_avg
         avg = root(var, self._hp("eps", params), self.eps_inside_sqrt)
-        if self._uses_momentum():
+        if not is_off(self.momentum):
             buf = state["momentum_buffer"] * self._hp("momentum", params) + g / avg
             new_state["momentum_buffer"] = buf
             return params - lr * buf, new_state

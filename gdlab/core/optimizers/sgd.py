@@ -10,7 +10,7 @@ from gdlab.core.batching import as_params
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, State, StepResult
-from gdlab.core.optimizers.common import MAXIMIZE, WEIGHT_DECAY, add_l2, is_zero, lr, signed
+from gdlab.core.optimizers.common import MAXIMIZE, WEIGHT_DECAY, add_l2, is_off, is_zero, lr, signed
 
 MOMENTUM = Hyper("momentum", 0.0, low=0.0, doc="momentum factor μ")
 
@@ -50,16 +50,13 @@ class SGD(Optimizer):
                 f"(got momentum={self.momentum}, dampening={self.dampening})"
             )
 
-    def _uses_momentum(self) -> bool:
-        return not (isinstance(self.momentum, float) and self.momentum == 0.0)
-
     def _init_buffers(self, params: np.ndarray) -> State:
-        return {"momentum_buffer": np.zeros_like(params)} if self._uses_momentum() else {}
+        return {"momentum_buffer": np.zeros_like(params)} if not is_off(self.momentum) else {}
 
     def _update(self, grad: np.ndarray, state: State, params: np.ndarray, lr: Any) -> tuple[np.ndarray, State]:
         g = add_l2(signed(grad, self.maximize), params, self._hp("weight_decay", params))
         new_state: State = {"step": state["step"] + 1}
-        if self._uses_momentum():
+        if not is_off(self.momentum):
             mu = self._hp("momentum", params)
             if state["step"] == 0:
                 buf = g.copy()
