@@ -20,8 +20,18 @@ Neither call mutates its inputs. ``nonfinite`` is a boolean per run: where it is
 or the update was not finite, and that run's params and state were left as they were, so NaN or
 inf never reach the parameters. The run engine turns this into a "diverged at step k" status.
 
+``nonfinite = opt.update_(grad, state, params, lr=None, backend=None)``
+    The same update **in place**: ``params`` (a writeable float array) and the state's buffers are
+    overwritten, ``state["step"]`` is incremented, and the per-run flags are returned. The reference
+    implementation is :meth:`update` followed by a copy back; for large arrays a fused kernel
+    (:mod:`gdlab.fast`) makes one multithreaded pass over memory instead.
+
 Subclasses implement ``_init_buffers`` and ``_update``, and state their update rule in their
-docstring. A later fused backend can replace ``_update`` for large arrays without changing callers.
+docstring. **Backends:** ``_update`` is the reference (the specification). For the elementwise
+optimizers of PyTorch, :mod:`gdlab.fast` has fused numba kernels computing the same arithmetic;
+``backend="auto"`` (the default, see :func:`gdlab.fast.set_backend`) uses them when
+``params.size >= 2**16`` and every hyperparameter is a scalar, in :meth:`update` (on fresh copies)
+and :meth:`update_` (in place); ``"reference"`` never does, ``"fused"`` does at any size.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import numpy as np
 from gdlab.core.batching import as_params, batch_shape, check_like, expand, per_run, run_all_finite
 from gdlab.core.hyper import Configurable, Hyper
 from gdlab.core.objective import Objective
+from gdlab.fast import config as _fast_config
 
 State = dict[str, Any]
 
@@ -66,6 +77,46 @@ class Optimizer(Configurable):
     def update(self, grad: Any, state: State, params: Any, lr: Any = None) -> StepResult:
         """Apply one update from ``grad`` at ``params``; see the module docstring."""
         p = as_params(params)
+        if _fast_config.wants_fused(p.size) and self.elementwise:
+            from gdlab.fast.dispatch import fused_update
+
+            result = fused_update(self, grad, state, p, lr)
+            if result is not None:
+                return result
+        return self._update_reference(grad, state, p, lr)
+
+    def update_(
+        self, grad: Any, state: State, params: np.ndarray, lr: Any = None, backend: str | None = None
+    ) -> np.ndarray:
+        """One update **in place**: overwrite ``params`` and the state's buffers; return the flags.
+
+        ``state["step"]`` is incremented (and any other scalar entry updated). Runs flagged
+        non-finite keep their params and buffers. ``backend`` (``"auto"``, ``"reference"``,
+        ``"fused"``; ``None``: the global choice of :func:`gdlab.fast.set_backend`) picks the fused
+        kernel or the reference, :meth:`update` followed by a copy back.
+        """
+        if not isinstance(params, np.ndarray) or as_params(params) is not params:
+            raise TypeError("update_ needs params as a floating-point numpy array (it is updated in place)")
+        if not params.flags.writeable:
+            raise ValueError("update_: params are read-only")
+        if _fast_config.wants_fused(params.size, backend) and self.elementwise:
+            from gdlab.fast.dispatch import fused_update_
+
+            nonfinite = fused_update_(self, grad, state, params, lr)
+            if nonfinite is not None:
+                return nonfinite
+        if type(self).update is Optimizer.update:
+            result = self._update_reference(grad, state, params, lr)
+        else:
+            result = self.update(grad, state, params, lr)
+        np.copyto(params, result.params, casting="same_kind")
+        _assign_state(state, result.state)
+        return result.nonfinite
+
+    def _update_reference(self, grad: Any, state: State, params: np.ndarray, lr: Any) -> StepResult:
+        """The pure numpy path of :meth:`update` (the specification the kernels are tested against)."""
+        p = params
+        _fast_config.stats["reference"] += 1
         g = check_like(grad, p)
         lr_now = self._current_lr(lr, p)
         with np.errstate(all="ignore"):  # non-finite results are caught by the guard below
@@ -114,6 +165,21 @@ class Optimizer(Configurable):
 
 
 _LR_OVERRIDE = Hyper("lr", None, low=0.0)
+
+
+def _assign_state(old: State, new: State) -> None:
+    """Make ``old`` equal to ``new`` in place: arrays of the same shape and dtype are copied into."""
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            _assign_state(before, value)
+        elif (
+            isinstance(value, np.ndarray) and isinstance(before, np.ndarray) and before is not value
+            and before.shape == value.shape and before.dtype == value.dtype and before.flags.writeable
+        ):
+            np.copyto(before, value)
+        else:
+            old[key] = value
 
 
 def guard_nonfinite(

@@ -225,6 +225,7 @@ def run_batch(
     blowup_floor: float = BLOWUP_FLOOR,
     record: bool = True,
     label: str = "",
+    backend: str = "auto",
 ) -> BatchRecord:
     """Run ``optimizer`` on ``objective`` from every start at once; see the module docstring.
 
@@ -234,7 +235,15 @@ def run_batch(
     rate of update ``k + 1`` to ``schedule.lr(k, η, state)``, η being the optimizer's ``lr``.
     ``bound=None`` picks :func:`default_bound`; pass ``math.inf`` to disable it; ``blowup=None``
     disables the blow-up rule. ``record=False`` keeps only final values (for big sweeps).
+
+    ``backend``: ``"auto"`` (default) runs the whole trajectory in one compiled loop
+    (:mod:`gdlab.fast.trajectory`) when the objective is a landscape with a compiled form and the
+    optimizer elementwise, with the same results to the last bit, and this reference loop otherwise
+    (also when :func:`gdlab.fast.set_backend` chose ``"reference"``); ``"reference"`` always runs
+    this loop; ``"fused"`` raises ``ValueError`` saying why when the compiled loop cannot run.
     """
+    if backend not in ("auto", "reference", "fused"):
+        raise ValueError(f"backend must be 'auto', 'reference' or 'fused', got {backend!r}")
     steps = _check_steps(steps)
     tol = _check_nonneg(tol, "tol")
     if target is not None and not math.isfinite(float(target)):
@@ -257,6 +266,8 @@ def run_batch(
             f"hyperparameters of shapes {shapes}; put starts on leading axes, e.g. (S, 1, d) with lr (L,)"
         ) from None
     if not takes_batches(optimizer) and batch:
+        if backend == "fused":
+            raise ValueError(f"backend='fused' cannot run this: optimizer {optimizer.name!r} takes one run at a time")
         return _run_looped(objective, optimizer, x0, batch, steps=steps, schedule=schedule, tol=tol,
                            target=target, bound=bound, blowup=blowup, blowup_floor=blowup_floor,
                            record=record, label=label)
@@ -270,6 +281,14 @@ def run_batch(
         raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
     x0 = np.broadcast_to(x0, batch + x0.shape[-1:]).copy()
     bound_arr = default_bound(objective, x0) if bound is None else _check_bound(bound)
+    if backend == "fused" or (backend == "auto" and _fast_backend() != "reference"):
+        from gdlab.fast.trajectory import try_run
+
+        fused = try_run(objective, optimizer, x0, batch, backend=backend, steps=steps, schedule=schedule, tol=tol,
+                        target=target, bound=bound_arr, blowup=blowup, blowup_floor=blowup_floor, record=record,
+                        label=label)
+        if fused is not None:
+            return fused
     with np.errstate(all="ignore"):
         return _engine(objective, optimizer, x0, steps=steps, schedule=schedule, tol=tol, target=target,
                        bound=bound_arr, blowup=blowup, blowup_floor=blowup_floor, record=record, label=label)
@@ -667,6 +686,13 @@ def compare(
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
+def _fast_backend() -> str:
+    """The global choice of :func:`gdlab.fast.set_backend` (``"reference"`` turns the fused paths off)."""
+    from gdlab.fast import config
+
+    return config.get_backend()
+
+
 def takes_batches(optimizer: Optimizer) -> bool:
     """Whether ``optimizer.step`` accepts a batch of runs.
 

@@ -1,0 +1,110 @@
+"""Fused, in-place, multithreaded optimizer kernels (numba), behind the ordinary optimizer API.
+
+Nothing to call for the speed: ``opt.update_(grad, state, params)`` (in place) and
+``opt.update(grad, state, params)`` (pure) use a fused kernel automatically for large arrays
+(``params.size >= 2**16``) when one exists for the optimizer and its hyperparameters are scalars:
+SGD (momentum, dampening, Nesterov, weight decay, maximize), textbook Momentum/Nesterov, Adam and
+AdamW (amsgrad, eps inside the root, both decay forms), RMSprop (centered, momentum), Adagrad,
+Adadelta, Adamax, NAdam and RAdam. The reference numpy ``_update`` stays the specification; the
+kernels compute the same operations in the same order, in the params' dtype.
+
+Choosing::
+
+    import gdlab.fast
+    gdlab.fast.set_backend("reference")        # "auto" (default) | "reference" | "fused"
+    with gdlab.fast.options(backend="fused"):  # temporarily, restored on exit
+        ...
+    opt.update_(g, state, p, backend="fused")  # per call (in-place API)
+    gdlab.fast.configure(threshold=2**20)      # size from which "auto" uses the kernels
+
+One step makes a single pass over memory: each thread computes a unit of a few thousand elements
+into a scratch buffer, checks that the gradient and the new params are finite, and only then stores
+params and buffers. A run whose gradient or update is not finite is flagged (the returned
+``nonfinite``) and left untouched: runs up to :data:`ROW_MAX` elements always; longer runs when
+``atomic`` is on (the default; it costs one read of the gradient, see :mod:`gdlab.fast.config`).
+NaN and inf are never written to params.
+
+Threads: the kernels use ``numba.get_num_threads()`` threads of the calling thread at call time
+(``numba.set_num_threads(n)`` or the ``NUMBA_NUM_THREADS`` environment variable).
+
+Compilation: kernels are cached on disk (``cache=True``; next to this module, or in a user cache
+directory when the package is read-only, see :data:`cache_dir`). :func:`warmup` compiles or loads
+every kernel for float32 and float64; servers call it at start so no request pays for compilation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from gdlab.fast.config import (
+    BACKENDS,
+    ROW_MAX,
+    SEGMENT,
+    Settings,
+    configure,
+    get_backend,
+    get_settings,
+    options,
+    set_backend,
+    stats,
+)
+
+
+def cache_dir() -> str:
+    """The directory holding the compiled kernels (imports numba)."""
+    from gdlab.fast import kernels
+
+    return kernels.CACHE_DIR
+
+
+def explain(opt: Any, state: dict[str, Any], params: np.ndarray, lr: Any = None) -> str:
+    """``"fused"``, or why this step would take the reference path."""
+    from gdlab.fast.dispatch import plan_for
+
+    plan = plan_for(opt, state, params, lr)
+    return plan if isinstance(plan, str) else "fused"
+
+
+def warmup() -> float:
+    """Compile (or load from the disk cache) the kernels for float32 and float64; returns seconds.
+
+    Runs one tiny step of every kernel kind, so that later calls find them ready.
+    """
+    from gdlab.fast import kernels
+    from gdlab.fast.dispatch import PLANNERS, fused_update_
+
+    start = time.perf_counter()
+    for dtype in (np.float32, np.float64):
+        kernels.kernel_address(kernels.SCAN, dtype)
+    done: set[tuple[str, Any]] = set()
+    for cls in PLANNERS:
+        opt = cls()
+        for dtype in (np.float32, np.float64):
+            key = (cls.__name__, dtype)
+            if key in done:
+                continue
+            done.add(key)
+            params = np.ones((2, 3), dtype=dtype)
+            state = opt.init(params)
+            fused_update_(opt, np.ones_like(params), state, params)
+    return time.perf_counter() - start
+
+
+__all__ = [
+    "BACKENDS",
+    "ROW_MAX",
+    "SEGMENT",
+    "Settings",
+    "cache_dir",
+    "configure",
+    "explain",
+    "get_backend",
+    "get_settings",
+    "options",
+    "set_backend",
+    "stats",
+    "warmup",
+]
