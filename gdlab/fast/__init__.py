@@ -68,10 +68,12 @@ def explain(opt: Any, state: dict[str, Any], params: np.ndarray, lr: Any = None)
     return plan if isinstance(plan, str) else "fused"
 
 
-def warmup() -> float:
-    """Compile (or load from the disk cache) the kernels for float32 and float64; returns seconds.
+def warmup(trajectories: bool = True) -> float:
+    """Compile (or load from the disk cache) every kernel; returns seconds.
 
-    Runs one tiny step of every kernel kind, so that later calls find them ready.
+    Runs one tiny step of every step-kernel kind in float32 and float64, and with ``trajectories``
+    also prepares the fused trajectory driver and every built-in landscape
+    (:func:`gdlab.fast.trajectory.warmup`), so that later calls find them ready.
     """
     from gdlab.fast import kernels
     from gdlab.fast.dispatch import PLANNERS, fused_update_
@@ -90,7 +92,20 @@ def warmup() -> float:
             params = np.ones((2, 3), dtype=dtype)
             state = opt.init(params)
             fused_update_(opt, np.ones_like(params), state, params)
+    if trajectories:
+        from gdlab.fast import trajectory
+
+        trajectory.warmup()
     return time.perf_counter() - start
+
+
+def prepare(objective: Any) -> bool:
+    """Start compiling ``objective``'s fused trajectory code in the background (a no-op when it is
+    ready or has no compiled form); True when it is ready now. Servers call it for a newly typed
+    expression so that its first run does not wait for the compiler."""
+    from gdlab.fast import trajectory
+
+    return trajectory.prepare(objective)
 
 
 __all__ = [
@@ -104,6 +119,7 @@ __all__ = [
     "get_backend",
     "get_settings",
     "options",
+    "prepare",
     "set_backend",
     "stats",
     "warmup",

@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from gdlab import __version__
+from gdlab import __version__, fast
 from gdlab.core.hyper import describe
 from gdlab.core.optimizers import OPTIMIZERS, optimizer_class
 from gdlab.core.schedules import SCHEDULES, schedule_class
 from gdlab.engine import analysis as _analysis
 from gdlab.engine.result import jsonable
 from gdlab.engine.run import run_batch
+from gdlab.landscapes import LANDSCAPES, ExpressionError, make_landscape, parse_expression
+from gdlab.landscapes.expr import FUNCTIONS as EXPRESSION_FUNCTIONS
 from gdlab.web import models as m
 from gdlab.web.limits import LIMITS, MAX_EXPR_CHARS
 from gdlab.web.presets import DEFAULT_PRESET, presets_for
@@ -40,27 +42,6 @@ class LabError(ValueError):
         super().__init__(message)
         self.column = column
         self.field = field
-
-
-# ------------------------------------------------------------------------------------------------
-# the layers below (imported lazily so that a missing piece fails one endpoint, not the server)
-# ------------------------------------------------------------------------------------------------
-def _landscapes_module() -> Any:
-    import gdlab.landscapes as landscapes
-
-    if hasattr(landscapes, "LANDSCAPES") and hasattr(landscapes, "parse_expression"):
-        return landscapes
-    # the package's public names, from their modules (when the package exports nothing itself)
-    from types import SimpleNamespace
-
-    from gdlab.landscapes import expr, registry
-
-    return SimpleNamespace(LANDSCAPES=registry.LANDSCAPES, make_landscape=registry.make_landscape,
-                           parse_expression=expr.parse_expression, ExpressionError=expr.ExpressionError)
-
-
-def _expression_error() -> type[Exception]:
-    return getattr(_landscapes_module(), "ExpressionError", ValueError)
 
 
 class _LRU:
@@ -180,8 +161,7 @@ class Lab:
         return self._objectives.get_or_make(("land", name, json.dumps(params)), lambda: self._landscape(name, params))
 
     def _landscape(self, name: str, params: dict[str, Any]) -> Any:
-        mod = _landscapes_module()
-        registry = getattr(mod, "LANDSCAPES", {})
+        registry = LANDSCAPES
         if name not in registry:
             from gdlab.core.hyper import suggest
 
@@ -194,7 +174,7 @@ class Lab:
         if "dim" in specs and "dim" not in params:
             params["dim"] = 2 if (specs["dim"].low or 1) <= 2 else int(specs["dim"].low or 1)
         try:
-            land = mod.make_landscape(name, **params)
+            land = make_landscape(name, **params)
         except (ValueError, TypeError) as exc:
             raise LabError(str(exc), field="params") from None
         if int(land.dim) not in DRAWABLE_DIMS:
@@ -208,16 +188,14 @@ class Lab:
         """Parse a custom expression (the parser never evaluates code); errors carry a column."""
         if len(text) > MAX_EXPR_CHARS:
             raise LabError(f"the expression has {len(text)} characters; the limit is {MAX_EXPR_CHARS}", field="expr")
-        mod = _landscapes_module()
         try:
-            obj = mod.parse_expression(text)
-        except _expression_error() as exc:
-            raise LabError(str(exc), column=getattr(exc, "column", None), field="expr") from None
-        except (ValueError, TypeError) as exc:
+            obj = parse_expression(text)
+        except (ExpressionError, ValueError, TypeError) as exc:
             raise LabError(str(exc), column=getattr(exc, "column", None), field="expr") from None
         if int(getattr(obj, "dim", 2)) not in DRAWABLE_DIMS:
             raise LabError(f"the lab draws functions of x or of x and y only (this one has {obj.dim} variables)",
                            field="expr")
+        fast.prepare(obj)  # compile its fused trajectory code in the background, for the runs to come
         return obj
 
     @staticmethod
@@ -244,7 +222,7 @@ class Lab:
         return minima, others
 
     def landscape_names(self) -> list[str]:
-        return list(getattr(_landscapes_module(), "LANDSCAPES", {}))
+        return list(LANDSCAPES)
 
     def warm(self, grid: int = 200) -> None:
         """Build what the first page load needs: the meta answer (every landscape compiled) and the
@@ -267,9 +245,8 @@ class Lab:
             return self._meta
 
     def _build_meta(self) -> dict[str, Any]:
-        mod = _landscapes_module()
         landscapes = []
-        for name, cls in getattr(mod, "LANDSCAPES", {}).items():
+        for name, cls in LANDSCAPES.items():
             try:
                 land = self._landscape(name, {})
             except LabError:
@@ -313,9 +290,8 @@ class Lab:
             "presets": presets,
             "default_preset": DEFAULT_PRESET if any(p["id"] == DEFAULT_PRESET for p in presets) else None,
             "limits": LIMITS,
-            "expression_help": getattr(mod, "EXPRESSION_HELP", "")
-            or "Use x and y, numbers, + − * / ^ (or **), parentheses and functions such as sin, cos, exp, "
-               "log, sqrt, abs, tanh.",
+            "expression_help": "Use x and y, numbers, pi, e, + − * / ^ (or **), parentheses and the functions "
+                               f"{', '.join(EXPRESSION_FUNCTIONS)}.",
         })
 
     # -- /api/surface ---------------------------------------------------------------------------
@@ -634,14 +610,7 @@ def _point_analysis(pa: Any) -> dict[str, Any]:
 
 
 def warmup() -> str:
-    """Compile the fused kernels once at server start when :mod:`gdlab.fast` exists."""
-    try:
-        import gdlab.fast as fast  # type: ignore[import-not-found]
-    except ImportError:
-        return "no gdlab.fast"
-    fn = getattr(fast, "warmup", None)
-    if fn is None:
-        return "gdlab.fast has no warmup()"
+    """Compile (or load) the fused kernels and trajectory code once, at server start."""
     t0 = time.perf_counter()
-    fn()
+    fast.warmup()
     return f"gdlab.fast warmed up in {time.perf_counter() - t0:.2f} s"
