@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import socket
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from gdlab.core.optimizers import OPTIMIZERS
 from gdlab.core.schedules import SCHEDULES
 from gdlab.landscapes import LANDSCAPES, make_landscape
 from gdlab.web import create_app
-from gdlab.web.app import plotly_js_path
+from gdlab.web.app import COMPILE_HINT, plotly_cartesian_js_path, plotly_js_path
 from gdlab.web.limits import MAX_EXPR_CHARS, MAX_GRID, MAX_OPTIMIZERS, MAX_STEPS
 from gdlab.web.presets import PRESETS
 
@@ -82,9 +84,30 @@ def test_plotly_js_is_served_from_the_installed_package(client):
     assert resp.content == path.read_bytes()
 
 
+def test_cartesian_bundle_is_vendored_and_served(client):
+    """The page's Plotly.js: the official cartesian bundle, same version as the plotly package's full one."""
+    path = plotly_cartesian_js_path()
+    vendor = path.parent
+    assert (vendor / "LICENSE").read_text().startswith("MIT License")
+    head = path.read_bytes()[:200].decode()
+    version = re.search(r"plotly\.js \(cartesian - minified\) (v[\d.]+)", head)
+    full = re.search(r"plotly\.js (v[\d.]+)", plotly_js_path().read_bytes()[:200].decode())
+    assert version and full and version.group(1) == full.group(1), (head, full)
+    readme = (vendor / "README.md").read_text()
+    assert version.group(1) in readme and hashlib.sha256(path.read_bytes()).hexdigest() in readme  # as shipped
+    resp = client.get("/static/vendor/plotly-cartesian.min.js")
+    assert resp.status_code == 200 and "javascript" in resp.headers["content-type"]
+    assert "max-age" in resp.headers["cache-control"]
+    assert resp.content == COMPILE_HINT + path.read_bytes()  # a compile-hint comment, then the file as shipped
+    app_js = client.get("/static/app.js").text
+    assert "/static/vendor/plotly-cartesian.min.js" in app_js and "/static/plotly.min.js" in app_js
+
+
 def test_page_loads_nothing_from_outside():
     static = Path(__file__).parents[1] / "gdlab" / "web" / "static"
-    for f in static.iterdir():
+    for f in [*static.iterdir(), static / "vendor" / "README.md"]:
+        if f.is_dir():  # vendor/: third-party code, whose URL strings are links in comments and messages
+            continue
         text = f.read_text()
         assert "http://" not in text and "https://" not in text, f.name
 

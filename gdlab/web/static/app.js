@@ -3,6 +3,9 @@
  * State lives in `S` and in the URL hash (a copied link reproduces the view); server answers live in
  * `D` (surface, runs, analysis). The contour is a Plotly plot; balls and trails are drawn on a canvas
  * overlay every animation frame (the 3-D view restyles a few small Plotly traces instead).
+ *
+ * Plotly.js comes in two bundles, each its own Plotly instance (see "Plotly.js: two bundles" below):
+ * the cartesian partial bundle draws the page, the full bundle only the 3-D view, fetched when wanted.
  */
 "use strict";
 
@@ -390,10 +393,9 @@
       }
     });
     window.addEventListener("resize", debounce(() => {
-      if (window.Plotly) {
-        Plotly.Plots.resize($("plot"));
-        Plotly.Plots.resize($("loss"));
-        if ($("schedule-preview").data) Plotly.Plots.resize($("schedule-preview"));
+      for (const id of ["plot", "loss", "schedule-preview"]) {
+        const gd = $(id), P = plotlyOf(gd);
+        if (P && gd.data) P.Plots.resize(gd);
       }
     }, 100));
   }
@@ -761,13 +763,16 @@
   // ---------------------------------------------------------------------------------------------
   function zTransform(sf) {
     // contour levels spaced geometrically in f − min, so steep walls do not hide the valley floor
-    const flat = [];
-    for (const row of sf.z) for (const v of row) if (v !== null) flat.push(v);
-    if (!flat.length) return { z: sf.z, log: false };
+    let n = 0;
+    for (const row of sf.z) for (const v of row) if (v !== null) n++;
+    if (!n) return { z: sf.z, log: false };
+    const flat = new Float64Array(n); // a typed array sorts numbers fast
+    n = 0;
+    for (const row of sf.z) for (const v of row) if (v !== null) flat[n++] = v;
     let lo = Infinity, hi = -Infinity, pos = Infinity;
     for (const v of flat) { if (v < lo) lo = v; if (v > hi) hi = v; }
     if (!(hi > lo)) return { z: sf.z, log: false, lo };
-    flat.sort((a, b) => a - b);
+    flat.sort();
     const median = flat[Math.floor(flat.length / 2)];
     if ((median - lo) / (hi - lo) > 0.2) return { z: sf.z, log: false, lo }; // not a steep valley: linear levels
     for (const v of flat) if (v > lo && v - lo < pos) pos = v - lo;
@@ -819,8 +824,10 @@
   function drawPlot() {
     const sf = D.surface;
     const gd = $("plot");
-    if (!sf || !window.Plotly) return;
+    if (!sf || !PL.base) return;
     const three = S.view3d && sf.dim === 2;
+    if (three && !PL.full) { await3d(); return; } // the 2-D picture stays until the full bundle is here
+    const P = three ? PL.full : PL.base;
     const margin = { l: 48, r: 12, t: 10, b: 40 };
     let traces, layout;
     if (sf.dim === 1) {
@@ -869,8 +876,8 @@
     layout.paper_bgcolor = "#ffffff";
     layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
     $("overlay").hidden = three;
-    Plotly.react(gd, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"] });
-    hookPlot(gd);
+    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"] });
+    hookOnce(gd, hookPlot);
     frame(true);
   }
 
@@ -1006,9 +1013,10 @@
     });
     const idx = runs.map((_, i) => D.path3d + i);
     const ballIdx = D.path3d + runs.length;
-    if (!gd.data || gd.data.length <= ballIdx) return;
-    Plotly.restyle(gd, { x: xs, y: ys, z: zs }, idx);
-    Plotly.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym] }, [ballIdx]);
+    const P = plotlyOf(gd);
+    if (!P || !gd.data || gd.data.length <= ballIdx) return;
+    P.restyle(gd, { x: xs, y: ys, z: zs }, idx);
+    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym] }, [ballIdx]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1039,7 +1047,7 @@
   }
   function drawLoss() {
     const gd = $("loss");
-    if (!window.Plotly || !D.runs) return;
+    if (!PL.base || !D.runs) return;
     const mode = lossMode();
     D.lossMode = mode;
     const traces = D.runs.runs.map((r) => ({
@@ -1047,18 +1055,20 @@
       line: { color: r.color, width: 1.8 }, name: r.label, hovertemplate: `${r.label}<br>step %{x}<br>%{y:.4g}<extra></extra>`,
     }));
     let dtick;
-    if (mode.log) { // decades only, unless the curves span less than two of them
+    if (mode.log) { // whole decades (as many as fit, ~20 px apart), unless the curves span less than two
       const ys = traces.flatMap((t) => t.y.filter((v) => v !== null && v > 0));
       const span = ys.length ? Math.log10(maxOf(ys)) - Math.log10(minOf(ys)) : 0;
-      dtick = span >= 2 ? 1 : "D2";
+      const fit = Math.max(2, Math.floor((gd.clientHeight - 42) / 20));
+      dtick = span >= 2 ? Math.max(1, Math.ceil(span / fit)) : "D2";
     }
     const layout = { margin: { l: 56, r: 12, t: 8, b: 34 }, showlegend: false,
       xaxis: { title: { text: "step" }, range: [0, Math.max(1, A.maxLen - 1)] },
       yaxis: { title: { text: mode.title }, type: mode.log ? "log" : "linear", exponentformat: "power",
         ...(mode.range ? { range: mode.range } : {}), ...(dtick ? { dtick } : {}) },
       paper_bgcolor: "#ffffff", plot_bgcolor: "#fbfbfd", dragmode: false, hovermode: "closest" };
-    Plotly.react(gd, traces, layout, { displaylogo: false, responsive: true, displayModeBar: false });
-    if (!gd.dataset.hooked) { gd.dataset.hooked = "1"; gd.on("plotly_afterplot", () => drawLossCursor(Math.floor(A.t))); }
+    plotWith(PL.base, gd, traces, layout, { displaylogo: false, responsive: true, displayModeBar: false });
+    D.lossDrawn = { runs: D.runs, surface: D.surface };
+    hookOnce(gd, (g) => g.on("plotly_afterplot", () => drawLossCursor(Math.floor(A.t))));
     drawLossCursor(Math.floor(A.t));
   }
   function drawLossCursor(k) {
@@ -1084,7 +1094,7 @@
   }
   function drawSchedulePreview() {
     const gd = $("schedule-preview");
-    if (!window.Plotly || !D.preview) return;
+    if (!PL.base || !D.preview) return;
     const traces = D.preview.curves.map((c, i) => ({
       type: "scatter", mode: "lines", x: D.preview.steps, y: c.lr, line: { color: (S.opts[i] || {}).color || "#333", width: 1.6 },
       hovertemplate: "step %{x}<br>lr %{y:.3g}<extra></extra>",
@@ -1092,12 +1102,13 @@
     const vals = D.preview.curves.flatMap((c) => c.lr.filter((v) => v !== null));
     const lo = minOf(vals), hi = maxOf(vals);
     const log = lo > 0 && hi / lo > 20;
-    Plotly.react(gd, traces, {
+    plotWith(PL.base, gd, traces, {
       margin: { l: 52, r: 8, t: 6, b: 28 }, showlegend: false, paper_bgcolor: "#ffffff",
       xaxis: { title: { text: "step" } },
       yaxis: { title: { text: "lr" }, type: log ? "log" : "linear", exponentformat: "power", ...(log ? { dtick: 1 } : { rangemode: "tozero" }) },
       dragmode: false,
     }, { displayModeBar: false, responsive: true, staticPlot: false });
+    D.previewDrawn = D.preview;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1217,8 +1228,10 @@
   }
   async function exportPNG() {
     const gd = $("plot");
+    const P = plotlyOf(gd);
+    if (!P || !gd.data) return;
     const w = gd.clientWidth, h = gd.clientHeight;
-    const url = await Plotly.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
+    const url = await P.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
     if (plotKind === "surface") { download("gdlab.png", url); return; }
     const img = new Image();
     await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
@@ -1256,9 +1269,7 @@
       setStart(dim() === 1 ? [x] : [x, y]);
     });
   }
-  function hookPlot(gd) {
-    if (gd.dataset.hooked) return;
-    gd.dataset.hooked = "1";
+  function hookPlot(gd) { // through hookOnce: once per Plotly instance (and per purge) of the plot
     gd.on("plotly_click", (ev) => {
       if (plotKind !== "surface" || !ev.points || !ev.points.length) return;
       const p = ev.points[0];
@@ -1270,29 +1281,94 @@
   // ---------------------------------------------------------------------------------------------
   // start
   // ---------------------------------------------------------------------------------------------
-  function loadPlotly() {
-    if (window.Plotly) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const tag = document.createElement("script");
-      tag.src = "/static/plotly.min.js";
-      tag.async = true;
-      tag.onload = () => resolve();
-      tag.onerror = () => reject(new Error("cannot load Plotly.js from the lab server"));
-      document.head.append(tag);
+  // ---------------------------------------------------------------------------------------------
+  // Plotly.js: two bundles, two instances
+  // ---------------------------------------------------------------------------------------------
+  // The page draws with Plotly's cartesian partial bundle (1.5 MB: contour, heatmap, scatter; quick
+  // to compile) and fetches the full bundle (4.8 MB, with surface and scatter3d) only for the 3-D
+  // view, or at once when the URL asks for 3-D. Each bundle is a separate Plotly instance: a div
+  // drawn by one is purged by that one before the other draws it (plotWith), and the event hooks
+  // live on the drawing instance's emitter, so they are installed again after a switch (hookOnce).
+  const BUNDLES = { cartesian: "/static/vendor/plotly-cartesian.min.js", full: "/static/plotly.min.js" };
+  const PL = {
+    base: null, // the instance for the 2-D plots (cartesian; full when the page opened in 3-D)
+    full: null, // the full bundle, once loaded
+    pending: {}, // bundle name → promise of its instance
+    owner: new WeakMap(), // plot div → the instance that drew it
+    names: new Map(), // instance → bundle name
+  };
+  function loadBundle(name) {
+    if (!PL.pending[name]) {
+      PL.pending[name] = new Promise((resolve, reject) => {
+        const before = window.Plotly;
+        const tag = document.createElement("script");
+        tag.src = BUNDLES[name];
+        tag.async = true;
+        tag.onload = () => {
+          const P = window.Plotly;
+          if (before) window.Plotly = before; // window.Plotly stays the page's first instance
+          if (!P || P === before) { reject(new Error(`Plotly.js (${name} bundle) did not load`)); return; }
+          PL.names.set(P, name);
+          if (name === "full") PL.full = P;
+          resolve(P);
+        };
+        tag.onerror = () => {
+          delete PL.pending[name];
+          tag.remove();
+          reject(new Error(`cannot load Plotly.js (${name} bundle) from the lab server`));
+        };
+        document.head.append(tag);
+      });
+    }
+    return PL.pending[name];
+  }
+  const plotlyOf = (gd) => PL.owner.get(gd) || null;
+  function plotWith(P, gd, traces, layout, config) {
+    const prev = plotlyOf(gd);
+    if (prev && prev !== P) prev.purge(gd); // the instance that drew the div takes it down
+    PL.owner.set(gd, P);
+    return P.react(gd, traces, layout, config);
+  }
+  function hookOnce(gd, install) {
+    // gd.on belongs to the event emitter of the instance that drew gd; a purge, or another
+    // instance's first plot, replaces it: install the hooks once per emitter
+    if (!gd.on || gd._gdlabHooked === gd.on) return;
+    gd._gdlabHooked = gd.on;
+    install(gd);
+  }
+  let waiting3d = null;
+  function await3d() {
+    if (waiting3d) return;
+    $("status-line").textContent = "loading the 3-D view…";
+    waiting3d = loadBundle("full").then(() => {
+      waiting3d = null;
+      if ($("status-line").textContent === "loading the 3-D view…") $("status-line").textContent = "";
+      drawPlot();
+    }, (err) => {
+      waiting3d = null;
+      S.view3d = false;
+      $("view3d").checked = false;
+      showError(err.message);
+      writeHash();
     });
   }
-  // Plotly (large) downloads and compiles while the first API answers come in
-  const plotlyReady = loadPlotly().then(() => mark("plotly"));
+  // Start-up: the page's metadata (preloaded by index.html) and the bundle are requested at once.
+  // The bundle compiles off the main thread while it streams in (the server sends it with a compile
+  // hint), while the page builds its panels and asks for the first surface and runs.
+  const metaReady = api("/api/meta");
+  metaReady.catch(() => {}); // handled in main
+  const plotlyReady = loadBundle(/(?:^#|&)v=3d(?:&|$)/.test(location.hash) ? "full" : "cartesian")
+    .then((P) => { PL.base = P; mark("plotly"); });
+  plotlyReady.catch(() => {}); // handled where awaited
 
   async function main() {
     window.addEventListener("error", (e) => G.errors.push(String(e.message)));
     try {
-      META = await api("/api/meta");
+      META = await metaReady;
     } catch (err) {
       showError(err.message);
       return;
     }
-    buildStatic();
     const fromUrl = decodeState(location.hash);
     if (!fromUrl) {
       const def = META.presets.find((p) => p.id === META.default_preset) || META.presets[0];
@@ -1302,18 +1378,24 @@
       S.start = st.start || null; S.steps = st.steps || 200; S.schedule = st.schedule || null; S.lesson = def.id;
     }
     if (!S.opts.length) S.opts = [{ name: META.optimizers[0].name, hp: {}, color: PALETTE[0] }];
+    const wantStep = S.step;
+    // the first surface, run and analysis requests go out before the panels are built (their answers
+    // are handled once this function awaits)
+    const first = afterProblemChange();
+    buildStatic();
     if (!S.landscape) $("expr").value = S.expr;
     installClick();
     renderOptimizers();
     renderSchedule();
+    requestPreview.now();
     renderLesson();
-    const wantStep = S.step;
-    await afterProblemChange();
+    await first;
     await plotlyReady;
     mark("runs");
-    drawLoss();
+    // the answers that came in before Plotly.js was there are drawn now (the others already are)
+    if (!D.lossDrawn || D.lossDrawn.runs !== D.runs || D.lossDrawn.surface !== D.surface) drawLoss();
     mark("loss");
-    drawSchedulePreview();
+    if (D.previewDrawn !== D.preview) drawSchedulePreview();
     mark("preview");
     A.t = Math.min(wantStep, A.maxLen - 1);
     frame(true);
@@ -1337,6 +1419,9 @@
     get lastRunMs() { return G.lastRunMs; },
     get marks() { return G.marks.slice(); },
     get balls() { return (G.balls || []).map((b) => ({ ...b })); },
+    get view() { return plotKind; },
+    get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
+    get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
     play, pause, stepBy, resetAnim, setStart,
     setSpeed(v) { A.speed = v; showSpeed(); },
     toData(x, y) { const ax = axes(); return ax ? [ax.ix(x), ax.iy(y)] : null; },
