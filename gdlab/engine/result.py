@@ -42,22 +42,26 @@ class RunResult:
     def final_point(self) -> np.ndarray:
         return self.trajectory[-1]
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (lists of floats; non-finite numbers become None)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict with the numpy arrays as they are (for encoders that take arrays)."""
         return {
             "optimizer": self.optimizer,
             "label": self.label or self.optimizer,
-            "hyperparams": jsonable(self.hyperparams),
+            "hyperparams": self.hyperparams,
             "schedule": self.schedule,
-            "trajectory": jsonable(self.trajectory),
-            "loss": jsonable(self.loss),
-            "grad_norm": jsonable(self.grad_norm),
-            "lr": jsonable(self.lr),
+            "trajectory": self.trajectory,
+            "loss": self.loss,
+            "grad_norm": self.grad_norm,
+            "lr": self.lr,
             "status": self.status,
             "stopped_at": int(self.stopped_at),
             "reason": self.reason,
-            **({"extra": jsonable(self.extra)} if self.extra else {}),
+            **({"extra": self.extra} if self.extra else {}),
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (lists of floats; non-finite numbers become None)."""
+        return jsonable(self.to_dict())
 
 
 def jsonable(value: Any) -> Any:

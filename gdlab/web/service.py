@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 
 from gdlab import __version__, fast
 from gdlab.core.hyper import describe
@@ -106,22 +107,20 @@ def _canonical(params: dict[str, Any]) -> dict[str, Any]:
     return {k: jsonable(list(v) if isinstance(v, tuple) else v) for k, v in sorted(params.items())}
 
 
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _orjson_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):  # orjson takes C-contiguous arrays only
+        return np.ascontiguousarray(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
 def dumps(obj: Any) -> bytes:
-    """Compact JSON; refuses NaN/inf (they are turned into null first, should any slip through)."""
-    try:
-        return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
-    except ValueError:
-        return json.dumps(_finite(obj), allow_nan=False, separators=(",", ":")).encode()
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
+    """Compact JSON (numpy arrays and scalars included); NaN and ±inf become null, never NaN."""
+    return orjson.dumps(obj, default=_orjson_default, option=_ORJSON_OPTIONS)
 
 
 def _point_json(p: Any) -> dict[str, Any]:
@@ -355,7 +354,7 @@ class Lab:
         for group in _groups([built[i] for i in todo]):
             members = [todo[j] for j in group]
             for idx, res in zip(members, self._run_group([built[i] for i in members], obj, start, req), strict=True):
-                out = res.to_json()
+                out = res.to_dict()
                 for key in ("extra", "label"):
                     out.pop(key, None)
                 part = dumps(out)
