@@ -127,7 +127,7 @@ def _lerp(start, end, w, omw):
 
 
 @njit(nogil=True, **_JIT)
-def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode):
+def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode, uniform):
     """One optimizer step for the ``n`` runs of a block: new params into ``xn``, state in place.
 
     Arrays hold ``d`` coordinate rows of ``B`` runs. Each coordinate is a loop over the runs on
@@ -195,7 +195,20 @@ def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, g
         elif kind == ADAM_K:
             wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
             ss, bias2, sb2, fac = S[0], S[1], S[2], S[3]
-            if f1 == 0 and f2 == 0:
+            if f1 == 0 and f2 == 0 and uniform:  # one set of hyperparameters for the block: scalars
+                wdc0, w0, omw0, b20, omb20, eps0 = wdc[0], w[0], omw[0], b2[0], omb2[0], eps[0]
+                ss0, sb20, fac0 = ss[0], sb2[0], fac[0]
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wdc0 * p
+                    p = p * fac0
+                    m = _lerp(aj[i], gi, w0, omw0)
+                    v = bj[i] * b20 + omb20 * gi * gi
+                    aj[i] = m
+                    bj[i] = v
+                    den = math.sqrt(v) / sb20 + eps0
+                    xnj[i] = p - ss0 * (m / den)
+            elif f1 == 0 and f2 == 0:
                 for i in range(n):
                     p = xj[i]
                     gi = sgn * gj[i] + wdc[i] * p
@@ -225,6 +238,15 @@ def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, g
                     xnj[i] = p - ss[i] * (m / den)
         elif kind == RMSPROP_K:
             wd, alpha, oma, eps, mu, w, omw, lr = H[0], H[1], H[2], H[3], H[4], H[5], H[6], S[0]
+            if f1 == 0 and f2 == 0 and f3 == 0:  # plain RMSprop: a branch-free loop that vectorises
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wd[i] * p
+                    sq = aj[i] * alpha[i] + oma[i] * gi * gi
+                    aj[i] = sq
+                    avg = math.sqrt(sq) + eps[i]
+                    xnj[i] = p - lr[i] * gi / avg
+                continue
             for i in range(n):
                 p = xj[i]
                 gi = sgn * gj[i] + wd[i] * p
@@ -247,16 +269,22 @@ def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, g
                     xnj[i] = p - lr[i] * gi / avg
         elif kind == ADAGRAD_K:
             wd, eps, clr = H[0], H[1], S[0]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wd[i] * p
-                total = aj[i] + gi * gi
-                aj[i] = total
-                if f1 != 0:
+            if f1 != 0:  # ε inside the root (loops unswitched by hand so that each vectorises)
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wd[i] * p
+                    total = aj[i] + gi * gi
+                    aj[i] = total
                     std = math.sqrt(total + eps[i])
-                else:
+                    xnj[i] = p - clr[i] * gi / std
+            else:
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wd[i] * p
+                    total = aj[i] + gi * gi
+                    aj[i] = total
                     std = math.sqrt(total) + eps[i]
-                xnj[i] = p - clr[i] * gi / std
+                    xnj[i] = p - clr[i] * gi / std
         elif kind == ADADELTA_K:
             wd, rho, omr, eps, lr = H[0], H[1], H[2], H[3], S[0]
             for i in range(n):
@@ -282,20 +310,30 @@ def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, g
         elif kind == NADAM_K:
             wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
             bias2, c1, c2, fac = S[0], S[1], S[2], S[3]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wdc[i] * p
-                p = p * fac[i]
-                m = _lerp(aj[i], gi, w[i], omw[i])
-                v = bj[i] * b2[i] + omb2[i] * gi * gi
-                aj[i] = m
-                bj[i] = v
-                if f1 != 0:
+            if f1 != 0:
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wdc[i] * p
+                    p = p * fac[i]
+                    m = _lerp(aj[i], gi, w[i], omw[i])
+                    v = bj[i] * b2[i] + omb2[i] * gi * gi
+                    aj[i] = m
+                    bj[i] = v
                     den = math.sqrt(v / bias2[i] + eps[i])
-                else:
+                    p = p - c1[i] * gi / den
+                    xnj[i] = p - c2[i] * m / den
+            else:
+                for i in range(n):
+                    p = xj[i]
+                    gi = sgn * gj[i] + wdc[i] * p
+                    p = p * fac[i]
+                    m = _lerp(aj[i], gi, w[i], omw[i])
+                    v = bj[i] * b2[i] + omb2[i] * gi * gi
+                    aj[i] = m
+                    bj[i] = v
                     den = math.sqrt(v / bias2[i]) + eps[i]
-                p = p - c1[i] * gi / den
-                xnj[i] = p - c2[i] * m / den
+                    p = p - c1[i] * gi / den
+                    xnj[i] = p - c2[i] * m / den
         else:  # RADAM_K
             wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
             lr, bias1, bias2, sb2, rect, rectify, fac = S[0], S[1], S[2], S[3], S[4], S[5], S[6]
@@ -439,7 +477,7 @@ def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, r
             else:
                 for i in range(n):
                     S[q, i] = tabs[q, t, uidx[r0 + i]]
-        _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode)
+        _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode, U == 1)
         _call_landscape(fg, xn, fw, gw, n, B, mode)
         gj = gw[0:n]
         for i in range(n):
@@ -464,71 +502,95 @@ def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, r
         if need_gn:
             for i in range(n):
                 gnw[i] = math.sqrt(gqw[i])
-        nstop = 0
-        for i in range(n):
-            fv = fw[i]
-            qv = gqw[i]
-            refused = zf[i] != zf[i]
-            unf = not ((fv - fv == 0.0) & (qv - qv == 0.0))
-            s = refused | unf
-            unrec[i] = s
-            if use_bound:
-                s = s | (xm[i] > bnd[i])
-            if use_limit:
-                s = s | (fv > lim[i])
-            if use_tol:
-                s = s | (gnw[i] < tol)
-            if use_target:
-                s = s | (fv < target)
-            s = s & act[i]
-            stop[i] = s
-            mv[i] = act[i] & ~(s & unrec[i])
-            nstop += s
-        k = t + 1
-        if nstop > 0:
+        # Common case first: every run of the block active and none stopping at this step. One
+        # branch-free pass decides it; then the new arrays simply become the current ones.
+        nbad = 0
+        if nact == n:
             for i in range(n):
-                if not stop[i]:
-                    continue
-                r = r0 + i
                 fv = fw[i]
-                gv = math.sqrt(gqw[i])
-                if zf[i] != zf[i]:
-                    code = R_NONFINITE_UPDATE
-                    val = f[i]  # the loss at the params kept (the refused update left them as they were)
-                elif fv - fv != 0.0:
-                    code = R_NONFINITE_LOSS
-                    val = fv
-                elif unrec[i]:
-                    code = R_NONFINITE_GRAD
-                    val = gv
-                elif use_bound and xm[i] > bnd[i]:
-                    code = R_BOUND
-                    val = xm[i]
-                elif use_limit and fv > lim[i]:
-                    code = R_BLOWUP
-                    val = fv
-                elif use_tol and gv < tol:
-                    code = R_GRAD_TOL
-                    val = gv
-                else:
-                    code = R_TARGET
-                    val = fv
-                status[r] = CONVERGED if (code == R_GRAD_TOL) | (code == R_TARGET) else DIVERGED
-                reason[r] = code
-                rvalue[r] = val
-                stopped[r] = k
-                npoints[r] = k if unrec[i] else k + 1
-                act[i] = False
-                nact -= 1
-        for j in range(d):
-            xj = x[j * B:j * B + n]
-            xnj = xn[j * B:j * B + n]
+                qv = gqw[i]
+                s = (zf[i] != zf[i]) | (fv - fv != 0.0) | (qv - qv != 0.0)
+                if use_bound:
+                    s = s | (xm[i] > bnd[i])
+                if use_limit:
+                    s = s | (fv > lim[i])
+                if use_tol:
+                    s = s | (gnw[i] < tol)
+                if use_target:
+                    s = s | (fv < target)
+                nbad += s
+        if nact == n and nbad == 0:
+            k = t + 1
+            x, xn = xn, x
+            f, fw = fw, f
+            gq, gqw = gqw, gq
+            gn, gnw = gnw, gn
+        else:
+            nstop = 0
             for i in range(n):
-                xj[i] = xnj[i] if mv[i] else xj[i]
-        for i in range(n):
-            f[i] = fw[i] if mv[i] else f[i]
-            gq[i] = gqw[i] if mv[i] else gq[i]
-            gn[i] = gnw[i] if mv[i] else gn[i]
+                fv = fw[i]
+                qv = gqw[i]
+                refused = zf[i] != zf[i]
+                unf = not ((fv - fv == 0.0) & (qv - qv == 0.0))
+                s = refused | unf
+                unrec[i] = s
+                if use_bound:
+                    s = s | (xm[i] > bnd[i])
+                if use_limit:
+                    s = s | (fv > lim[i])
+                if use_tol:
+                    s = s | (gnw[i] < tol)
+                if use_target:
+                    s = s | (fv < target)
+                s = s & act[i]
+                stop[i] = s
+                mv[i] = act[i] & ~(s & unrec[i])
+                nstop += s
+            k = t + 1
+            if nstop > 0:
+                for i in range(n):
+                    if not stop[i]:
+                        continue
+                    r = r0 + i
+                    fv = fw[i]
+                    gv = math.sqrt(gqw[i])
+                    if zf[i] != zf[i]:
+                        code = R_NONFINITE_UPDATE
+                        val = f[i]  # the loss at the params kept (the refused update left them as they were)
+                    elif fv - fv != 0.0:
+                        code = R_NONFINITE_LOSS
+                        val = fv
+                    elif unrec[i]:
+                        code = R_NONFINITE_GRAD
+                        val = gv
+                    elif use_bound and xm[i] > bnd[i]:
+                        code = R_BOUND
+                        val = xm[i]
+                    elif use_limit and fv > lim[i]:
+                        code = R_BLOWUP
+                        val = fv
+                    elif use_tol and gv < tol:
+                        code = R_GRAD_TOL
+                        val = gv
+                    else:
+                        code = R_TARGET
+                        val = fv
+                    status[r] = CONVERGED if (code == R_GRAD_TOL) | (code == R_TARGET) else DIVERGED
+                    reason[r] = code
+                    rvalue[r] = val
+                    stopped[r] = k
+                    npoints[r] = k if unrec[i] else k + 1
+                    act[i] = False
+                    nact -= 1
+            for j in range(d):
+                xj = x[j * B:j * B + n]
+                xnj = xn[j * B:j * B + n]
+                for i in range(n):
+                    xj[i] = xnj[i] if mv[i] else xj[i]
+            for i in range(n):
+                f[i] = fw[i] if mv[i] else f[i]
+                gq[i] = gqw[i] if mv[i] else gq[i]
+                gn[i] = gnw[i] if mv[i] else gn[i]
         g, gw = gw, g  # the new gradient (what frozen runs hold does not matter: they never move)
         if record:
             _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr)
@@ -778,7 +840,7 @@ def plan(objective: Any, optimizer: Any, batch: tuple[int, ...], steps: int, sch
     dim = int(getattr(objective, "dim", 0) or 0)
     if dim > lc.MAX_DIM:
         return f"the landscape has {dim} dimensions (the fused path takes at most {lc.MAX_DIM})"
-    if d is not None and d != dim:
+    if d is not None and dim and d != dim:  # no ``dim``: not a landscape, landscape_reason says so
         return f"the starts have {d} coordinates, the objective {dim}"
     try:
         hshape = np.broadcast_shapes(*_array_shapes(optimizer, schedule))
