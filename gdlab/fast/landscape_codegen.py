@@ -78,10 +78,11 @@ SIGNATURE = types.void(
 )
 #: Landscapes with more coordinates are not compiled (the engine's per-run norms switch algorithm there).
 MAX_DIM = 16
-#: Calling modes: a batch with a last axis of 2 or more, no batch axes at all, a last batch axis of 1.
-MODE_BATCH, MODE_SINGLE, MODE_ONE = 0, 1, 2
+#: Calling modes: a batch with a last axis of 2 or more, no batch axes at all, a last batch axis of 1,
+#: and (quadratics only) a batch of exactly two runs, whose terms NumPy's einsum sums pairwise.
+MODE_BATCH, MODE_SINGLE, MODE_ONE, MODE_PAIR = 0, 1, 2, 3
 #: Version of the generated code (part of its hash: bump it when the generator changes).
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 #: Relative agreement required of a "close" (not bit-identical) landscape.
 CLOSE_RTOL = 1e-13
 
@@ -530,8 +531,11 @@ def _styblinski_tang_code(land: Any) -> LandscapeCode:
 
 
 def _quadratic_mode(batch: tuple[int, ...]) -> int:
-    if math.prod(batch) == 1:
+    n = math.prod(batch)
+    if n == 1:
         return MODE_SINGLE
+    if n == 2:  # einsum sums a batch of two runs pairwise (the single order); the gradient's order stays
+        return MODE_SINGLE if batch[-1] == 1 else MODE_PAIR
     return MODE_ONE if batch[-1] == 1 else MODE_BATCH
 
 
@@ -548,8 +552,8 @@ def _quadratic_code(land: Any) -> LandscapeCode:
     bx_single = f"_fma(a0, {_r(bvec[0])}, a1 * {_r(bvec[1])})"
     code = LandscapeCode(dim=2, source="mirror", label=f"quadratic A={A.tolist()}")
     for mode, s, bx in ((MODE_BATCH, batched_sum, bx_batched), (MODE_SINGLE, pair_sum, bx_single),
-                        (MODE_ONE, batched_sum, bx_single)):
-        if mode == MODE_BATCH:
+                        (MODE_ONE, batched_sum, bx_single), (MODE_PAIR, pair_sum, bx_batched)):
+        if mode in (MODE_BATCH, MODE_PAIR):
             grads = [f"_fma(a1, {_r(A[i, 1])}, a0 * {_r(A[i, 0])}) - {_r(bvec[i])}" for i in range(2)]
         else:
             grads = [f"_fma(a0, {_r(A[i, 0])}, a1 * {_r(A[i, 1])}) - {_r(bvec[i])}" for i in range(2)]
@@ -747,13 +751,14 @@ def check(land: Any, compiled: CompiledLandscape, n: int = 2048) -> str:
     """Compare the compiled functions with the landscape's NumPy evaluation in every mode.
 
     The reference is evaluated with batches of the shapes the engine passes (one axis, two axes,
-    a last axis of 1, no batch axis). Returns ``"exact"`` (all equal), ``"close"`` (within
+    a last axis of 1, two runs, no batch axis). Returns ``"exact"`` (all equal), ``"close"`` (within
     :data:`CLOSE_RTOL`) or the reason it is refused.
     """
     d = int(land.dim)
     x = _sample_points(land, n)
     m = len(x) // 8
     cases = [(x, (len(x),)), (x[: m * 8], (m, 8)), (x[:7], (7, 1)), (x[:1], (1,)), (x[1:2], (1, 1))]
+    cases += [(x[2 * i: 2 * i + 2], b) for i in range(16) for b in ((2,), (2, 1), (1, 2))]  # two runs
     cases += [(x[i], ()) for i in range(min(48, len(x)))]
     worst = 0.0
     with np.errstate(all="ignore"):
