@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,34 @@ def test_warmup_compiles_every_kernel_for_both_dtypes() -> None:
     assert set(kernels._compiled) == {
         (kind, np.dtype(dt)) for kind in range(len(kernels._BODIES)) for dt in (np.float32, np.float64)
     }
+
+
+def test_compiling_in_a_thread_leaves_the_output_streams_alone() -> None:
+    """numba must not colour its errors: colorama's init/deinit swap sys.stdout/sys.stderr for every
+    thread, which lost the main thread's output while a background thread compiled."""
+    import threading
+
+    from numba.core import errors
+
+    streams = (sys.stdout, sys.stderr)
+    seen: set[tuple[int, int]] = set()
+    stop = threading.Event()
+
+    def format_errors() -> None:  # what compiling does when it tries a typing that fails
+        for _ in range(3000):
+            errors.termcolor().errmsg("no match")
+            errors.termcolor().filename("f.py")
+        stop.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so that a swap would be seen
+    try:
+        worker = threading.Thread(target=format_errors)
+        worker.start()
+        while not stop.is_set():
+            seen.add((id(sys.stdout), id(sys.stderr)))
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert seen <= {(id(streams[0]), id(streams[1]))}
+    assert (sys.stdout, sys.stderr) == streams

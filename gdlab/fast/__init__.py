@@ -34,6 +34,9 @@ every kernel for float32 and float64; servers call it at start so no request pay
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from typing import Any
 
@@ -51,6 +54,23 @@ from gdlab.fast.config import (
     set_backend,
     stats,
 )
+
+
+def _plain_numba_errors() -> None:
+    """Stop numba from colouring its error messages (set before numba is imported).
+
+    numba colours the typing errors it raises and catches internally while compiling with
+    colorama, whose ``init``/``deinit`` replace ``sys.stdout`` and ``sys.stderr`` process-wide. From
+    a background compile thread that races with the main thread: its output went to a stale stream
+    (lost, or into another test's capture). Without colours numba never touches the streams.
+    """
+    os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+    errors = sys.modules.get("numba.core.errors")
+    if errors is not None and hasattr(errors, "ColorShell"):  # numba was imported first, with colours
+        errors.ColorShell = contextlib.nullcontext
+
+
+_plain_numba_errors()
 
 
 def cache_dir() -> str:
