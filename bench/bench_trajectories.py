@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from seed_style import SeedAdam, grad_f
 
 from gdlab.core.optimizers import make_optimizer
 from gdlab.engine.run import run_batch
@@ -83,32 +84,6 @@ def numpy_plain(x0: np.ndarray, steps: int) -> np.ndarray:
         v_hat = v / (1 - BETA2**t)
         x = x - LR * m_hat / (np.sqrt(v_hat) + EPS)
     return x
-
-
-class SeedAdam:
-    """Seed 002's Adam (as in bench_engine.py)."""
-
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
-        self.lr, self.beta1, self.beta2, self.epsilon = lr, beta1, beta2, epsilon
-        self.m = None
-        self.v = None
-        self.t = 0
-
-    def update(self, params: np.ndarray, grads: np.ndarray) -> np.ndarray:
-        if self.m is None:
-            self.m = np.zeros_like(params)
-            self.v = np.zeros_like(params)
-        self.t += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grads
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grads**2
-        m_hat = self.m / (1 - self.beta1**self.t)
-        v_hat = self.v / (1 - self.beta2**self.t)
-        params -= self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
-        return params
-
-
-def grad_f(p: np.ndarray) -> np.ndarray:
-    return np.array([-2 * (1 - p[0]) - 400 * p[0] * (p[1] - p[0] ** 2), 200 * (p[1] - p[0] ** 2)])
 
 
 def seed_loop(x0: np.ndarray, steps: int) -> np.ndarray:
