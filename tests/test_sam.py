@@ -168,3 +168,18 @@ def test_nonfinite_gradient_is_refused():
     new, _, bad = opt.step(obj, p, opt.init(p))
     np.testing.assert_array_equal(bad, [True, False])
     np.testing.assert_array_equal(new[0], p[0])
+
+
+def test_cli_offers_exactly_the_bases_sam_accepts():
+    from gdlab.cli.options import optimizer_specs
+    from gdlab.core.optimizers import OPTIMIZERS, make_optimizer
+
+    offered = set(optimizer_specs("sam")[0].choices)
+    for name in OPTIMIZERS:
+        try:
+            make_optimizer("sam", base=name)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert accepted == (name in offered), name
+    assert {"sgd", "adam"} <= offered and not {"newton", "lbfgs", "nesterov", "sam"} & offered

@@ -211,13 +211,14 @@ def finite_float(option: str) -> Any:
 def optimizer_specs(name: str, raw: dict[str, str] | None = None) -> tuple[Hyper, ...]:
     """The Hyper specs a user may set for optimizer ``name`` (SAM: its own, ``base`` and the base's)."""
     from gdlab.core.optimizers import OPTIMIZERS, optimizer_class
+    from gdlab.core.optimizers.sam import can_wrap
 
     cls = optimizer_class(name)
     specs = tuple(cls.hyperparams)
     if name == "sam":
         base = (raw or {}).get("base", "sgd")
         base_specs = tuple(s for s in optimizer_class(base).hyperparams if s.name not in {s.name for s in specs})
-        specs = (Hyper("base", "sgd", kind="choice", choices=tuple(n for n in OPTIMIZERS if n != "sam"),
+        specs = (Hyper("base", "sgd", kind="choice", choices=tuple(n for n, c in OPTIMIZERS.items() if can_wrap(c)),
                        doc="the optimizer SAM wraps"),) + specs + base_specs
     return specs
 

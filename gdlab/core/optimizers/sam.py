@@ -125,6 +125,11 @@ class SAM(Optimizer):
         return StepResult(outer.params, outer.state, outer.nonfinite | inner.nonfinite)
 
 
+def can_wrap(cls: type[Optimizer]) -> bool:
+    """Whether SAM can wrap optimizers of class ``cls``: gradient-only ones (plain ``step``)."""
+    return cls.step is Optimizer.step and cls.name != "sam"
+
+
 def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[str, Any]) -> Optimizer:
     """The wrapped optimizer, from a name and hyperparameters or as given."""
     if isinstance(base, Optimizer):
@@ -156,7 +161,7 @@ def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[
         opt = cls(**merged)
     else:
         raise TypeError(f"sam: base must be an optimizer name or an Optimizer, got {base!r}")
-    if type(opt).step is not Optimizer.step:
+    if not can_wrap(type(opt)):
         raise ValueError(
             f"sam: the base optimizer {opt.name!r} asks the objective for more than the gradient at θ "
             "(it overrides step), so sam cannot wrap it; use a gradient-only optimizer such as 'sgd' or 'adam'"
