@@ -83,3 +83,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
     return value
+
+
+def format_hyperparam(value: Any) -> str:
+    """A hyperparameter value for a one-line label: floats as ``%g``, pairs as ``0.9/0.999``."""
+    if isinstance(value, list | tuple):
+        return "/".join(format_hyperparam(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

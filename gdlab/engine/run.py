@@ -56,7 +56,7 @@ import numpy as np
 from gdlab.core.batching import as_params, run_absmax, run_norm
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
-from gdlab.engine.result import STATUSES, RunResult
+from gdlab.engine.result import STATUSES, RunResult, format_hyperparam
 
 #: Status codes of :attr:`BatchRecord.status_code`, indexes into :data:`STATUSES`.
 CONVERGED, DIVERGED, MAX_STEPS = 0, 1, 2
@@ -607,9 +607,9 @@ class RunSpec:
         """The label, or ``name k=v ...`` when there is none."""
         if self.label:
             return self.label
-        text = self.optimizer + "".join(f" {k}={_fmt(v)}" for k, v in self.hyperparams.items())
+        text = self.optimizer + _format_params(self.hyperparams)
         if self.schedule:
-            text += f" +{self.schedule}" + "".join(f" {k}={_fmt(v)}" for k, v in self.schedule_params.items())
+            text += f" +{self.schedule}" + _format_params(self.schedule_params)
         return text
 
 
@@ -799,6 +799,10 @@ def _check_nonneg(value: Any, name: str) -> float | None:
     return v
 
 
+def _format_params(params: Mapping[str, Any]) -> str:
+    return "".join(f" {k}={format_hyperparam(v)}" for k, v in params.items())
+
+
 def _check_bound(bound: Any) -> float:
     b = float(bound)
     if not b > 0:
@@ -806,9 +810,3 @@ def _check_bound(bound: Any) -> float:
     return b
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, tuple):
-        return "/".join(_fmt(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)

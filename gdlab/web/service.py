@@ -24,7 +24,7 @@ from gdlab.core.hyper import describe
 from gdlab.core.optimizers import OPTIMIZERS, optimizer_class
 from gdlab.core.schedules import SCHEDULES, schedule_class
 from gdlab.engine import analysis as _analysis
-from gdlab.engine.result import jsonable
+from gdlab.engine.result import format_hyperparam, jsonable
 from gdlab.engine.run import run_batch
 from gdlab.landscapes import LANDSCAPES, ExpressionError, make_landscape, parse_expression
 from gdlab.landscapes.expr import FUNCTIONS as EXPRESSION_FUNCTIONS
@@ -409,7 +409,7 @@ class Lab:
         if sched_spec is not None:
             sched = self._schedule(sched_spec, where)
         hp = spec.hyperparams
-        label = spec.name + "".join(f" {k}={_fmt(v)}" for k, v in hp.items())
+        label = spec.name + "".join(f" {k}={format_hyperparam(v)}" for k, v in hp.items())
         if sched_spec is not None:
             label += f" +{sched_spec.name}"
         return {"cls": cls, "opt": opt, "hyperparams": hp, "schedule": sched, "schedule_spec": sched_spec,
@@ -528,14 +528,6 @@ class Lab:
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _fmt(v: Any) -> str:
-    if isinstance(v, list):
-        return "/".join(_fmt(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
 def _number(v: float) -> str:
     return f"{v:.7g}" if math.isfinite(v) else "null"
 
