@@ -453,10 +453,37 @@ def _engine(
 
     if record and schedule is None:
         lr_rec[:] = const_lr  # the configured rate, the same at every step
-    if record and last < steps:
-        positions, loss_rec, gn_rec, lr_rec = (
-            positions[: last + 1], loss_rec[: last + 1], gn_rec[: last + 1], lr_rec[:last]
-        )
+    return assemble_record(
+        optimizer, schedule, x0, batch, (positions, loss_rec, gn_rec, lr_rec) if record else None, last,
+        status_code=status, stopped_at=stopped_at, n_points=n_points, reason_code=reason,
+        reason_value=reason_value, final_params=params, final_loss=f, final_grad_norm=gn,
+        steps=steps, tol=tol, target=target, bound=bound, blowup=blowup, label=label,
+    )
+
+
+def assemble_record(
+    optimizer: Optimizer,
+    schedule: Any,
+    x0: np.ndarray,
+    batch: tuple[int, ...],
+    records: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
+    last: int,
+    *,
+    blowup: float | None,
+    **results: Any,
+) -> BatchRecord:
+    """The :class:`BatchRecord` of a finished batch (for both engines, the reference and the fused).
+
+    ``records``: the full time-major (positions, loss, grad_norm, lr) arrays, or ``None`` when not
+    recording; they are cut after step ``last``, the last any run took. ``results``: the per-run
+    outcome and the stopping settings, as :class:`BatchRecord` fields.
+    """
+    positions = loss = grad_norm = lr = None
+    if records is not None:
+        positions, loss, grad_norm, lr = records
+        steps = results["steps"]
+        if last < steps:
+            positions, loss, grad_norm, lr = positions[: last + 1], loss[: last + 1], grad_norm[: last + 1], lr[:last]
     sname, sparams = _schedule_info(schedule)
     return BatchRecord(
         optimizer=getattr(optimizer, "name", type(optimizer).__name__),
@@ -464,25 +491,13 @@ def _engine(
         batch_shape=batch,
         starts=x0,
         positions=positions,
-        loss=loss_rec,
-        grad_norm=gn_rec,
-        lr=lr_rec,
-        status_code=status,
-        stopped_at=stopped_at,
-        n_points=n_points,
-        reason_code=reason,
-        reason_value=reason_value,
-        final_params=params,
-        final_loss=f,
-        final_grad_norm=gn,
-        steps=steps,
-        tol=tol,
-        target=target,
-        bound=bound,
+        loss=loss,
+        grad_norm=grad_norm,
+        lr=lr,
         blowup=blowup if blowup is not None else math.inf,
-        label=label,
         schedule=sname,
         schedule_params=sparams,
+        **results,
     )
 
 

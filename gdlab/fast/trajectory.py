@@ -879,7 +879,7 @@ def run_plan(p: Plan, objective: Any, optimizer: Any, x0: np.ndarray, *, steps: 
              tol: float | None, target: float | None, bound: Any, blowup: float | None, blowup_floor: float,
              record: bool, label: str) -> Any:
     """Run a plan; returns the :class:`~gdlab.engine.run.BatchRecord` of :func:`run_batch`."""
-    from gdlab.engine.run import BatchRecord, _schedule_info
+    from gdlab.engine.run import assemble_record
 
     batch = p.batch
     d = x0.shape[-1]
@@ -920,44 +920,20 @@ def run_plan(p: Plan, objective: Any, optimizer: Any, x0: np.ndarray, *, steps: 
         _run_blocks(0, 1, *args)
 
     last = int(stopped.max()) if R else 0
+    records = None
     if record:
-        positions = pos.reshape((steps + 1,) + batch + (d,))
-        loss_rec = loss.reshape((steps + 1,) + batch)
-        gn_rec = gnr.reshape((steps + 1,) + batch)
         lr_rec = np.empty((steps,) + batch)
         if steps:
             lr_rec.reshape(steps, R)[:] = p.lr_tab[:, p.uidx] if p.lr_tab.shape[1] > 1 else p.lr_tab[:, :1]
-        if last < steps:
-            positions, loss_rec, gn_rec, lr_rec = (positions[: last + 1], loss_rec[: last + 1],
-                                                   gn_rec[: last + 1], lr_rec[:last])
-    else:
-        positions = loss_rec = gn_rec = lr_rec = None
-    sname, sparams = _schedule_info(schedule)
-    return BatchRecord(
-        optimizer=getattr(optimizer, "name", type(optimizer).__name__),
-        hyperparams=optimizer.get_params(),
-        batch_shape=batch,
-        starts=x0,
-        positions=positions,
-        loss=loss_rec,
-        grad_norm=gn_rec,
-        lr=lr_rec,
-        status_code=status.reshape(batch),
-        stopped_at=stopped.reshape(batch),
-        n_points=npoints.reshape(batch),
-        reason_code=reason.reshape(batch),
-        reason_value=rvalue.reshape(batch),
-        final_params=out_x.reshape(batch + (d,)),
-        final_loss=out_f.reshape(batch),
-        final_grad_norm=out_gn.reshape(batch),
-        steps=steps,
-        tol=tol,
-        target=target,
-        bound=bound,
-        blowup=blowup if blowup is not None else math.inf,
+        records = (pos.reshape((steps + 1,) + batch + (d,)), loss.reshape((steps + 1,) + batch),
+                   gnr.reshape((steps + 1,) + batch), lr_rec)
+    return assemble_record(
+        optimizer, schedule, x0, batch, records, last,
+        status_code=status.reshape(batch), stopped_at=stopped.reshape(batch), n_points=npoints.reshape(batch),
+        reason_code=reason.reshape(batch), reason_value=rvalue.reshape(batch),
+        final_params=out_x.reshape(batch + (d,)), final_loss=out_f.reshape(batch),
+        final_grad_norm=out_gn.reshape(batch), steps=steps, tol=tol, target=target, bound=bound, blowup=blowup,
         label=label,
-        schedule=sname,
-        schedule_params=sparams,
     )
 
 
