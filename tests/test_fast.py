@@ -281,6 +281,67 @@ def test_nonfinite_gradient_flags_the_run_and_leaves_it(name: str, bad_value: fl
     assert state["step"] == s_ref["step"] == 2
 
 
+def _snapshot(p: np.ndarray, state: dict) -> dict[str, list[bytes]]:
+    """The bytes of each run of params and of every buffer."""
+    arrays = {"params": p, **{k: v for k, v in state.items() if isinstance(v, np.ndarray) and v.ndim > 0}}
+    return {key: [row.tobytes() for row in value.reshape(value.shape[0], -1)] for key, value in arrays.items()}
+
+
+@pytest.mark.parametrize("long_runs", [False, True], ids=["units", "segments"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_refused_runs_are_restored_bit_for_bit(name: str, kwargs: dict[str, Any], long_runs: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels write in place and restore a failed unit from their backup: every option of every
+    kernel restores params and each buffer it wrote exactly (bytes, so -0.0 and NaN payloads too),
+    while the other runs of the same unit get the reference update."""
+    if long_runs:  # without the scan, the kernel runs on the bad segment and must undo it
+        monkeypatch.setattr(config, "ROW_MAX", 64)
+        monkeypatch.setattr(config, "SEGMENT", 16)
+        monkeypatch.setattr(config, "MIN_PER_THREAD", 32)
+        fast.configure(atomic=False)
+    opt = make_optimizer(name, **kwargs)
+    rng = np.random.default_rng(11)
+    p = rng.standard_normal((3, 200)).astype(np.float32)
+    state = opt.init(p)
+    for _ in range(3):  # non-zero buffers, and past SGD's first momentum step
+        opt.update_(rng.standard_normal(p.shape).astype(np.float32), state, p, backend="fused")
+    p_ref, s_ref = p.copy(), {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+    g = rng.standard_normal(p.shape).astype(np.float32)
+    g[1, 150] = np.nan
+    before = _snapshot(p, state)
+    bad = opt.update_(g, state, p, backend="fused")
+    opt.update_(g, s_ref, p_ref, backend="reference")
+    assert bad.tolist() == [False, True, False]
+    after = _snapshot(p, state)
+    for key in before:
+        if long_runs:  # the segment holding the NaN (elements 144..159) is as it was
+            assert after[key][1][144 * 4 : 160 * 4] == before[key][1][144 * 4 : 160 * 4], key
+        else:
+            assert after[key][1] == before[key][1], key
+        if key != "params":
+            assert rel_error(state[key][[0, 2]], s_ref[key][[0, 2]]) <= 1e-6, key
+    assert rel_error(p[[0, 2]], p_ref[[0, 2]]) <= 1e-6
+
+
+@pytest.mark.parametrize("overlap", ["same array", "shifted view"])
+def test_gradient_that_overlaps_the_params(overlap: str) -> None:
+    """A gradient sharing memory with the params sees the params as they were before the step."""
+    opt = make_optimizer("sgd", lr=0.5, momentum=0.9)
+    buffer = np.random.default_rng(12).standard_normal(3 * 4000 + 1)
+    if overlap == "same array":
+        p, g = buffer[:12000].reshape(3, 4000), buffer[:12000].reshape(3, 4000)
+    else:
+        p, g = buffer[1:].reshape(3, 4000), buffer[:-1].reshape(3, 4000)  # g[i] is p[i - 1]
+    expected_p = p.copy()
+    s_ref = opt.init(expected_p)
+    opt.update_(g.copy(), s_ref, expected_p, backend="reference")
+    state = opt.init(p)
+    bad = opt.update_(g, state, p, backend="fused")
+    assert not bad.any()
+    assert np.array_equal(p, expected_p)
+    assert np.array_equal(state["momentum_buffer"], s_ref["momentum_buffer"])
+
+
 def test_nonfinite_update_with_finite_gradient_is_refused() -> None:
     """An update that overflows float32 is refused like a bad gradient."""
     opt = make_optimizer("sgd", lr=1e30)

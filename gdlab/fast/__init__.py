@@ -17,11 +17,12 @@ Choosing::
     opt.update_(g, state, p, backend="fused")  # per call (in-place API)
     gdlab.fast.configure(threshold=2**20)      # size from which "auto" uses the kernels
 
-One step makes a single pass over memory: each thread computes a unit of a few thousand elements
-into a scratch buffer, checks that the gradient and the new params are finite, and only then stores
-params and buffers. A run whose gradient or update is not finite is flagged (the returned
-``nonfinite``) and left untouched: runs up to :data:`ROW_MAX` elements always; longer runs when
-``atomic`` is on (the default; it costs one read of the gradient, see :mod:`gdlab.fast.config`).
+One step makes a single pass over memory: each thread updates a unit of about a thousand elements
+in place while saving the old values in a small cache-resident backup, checks that the gradient and
+the new params are finite, and restores the unit from the backup when they are not. A run whose
+gradient or update is not finite is flagged (the returned ``nonfinite``) and left as it was: runs
+up to :data:`ROW_MAX` elements always; longer runs when ``atomic`` is on (the default; it costs one
+read of the gradient, see :mod:`gdlab.fast.config`).
 NaN and inf are never written to params.
 
 Threads: the kernels use ``numba.get_num_threads()`` threads of the calling thread at call time

@@ -33,7 +33,7 @@ from typing import Any
 
 BACKENDS = ("auto", "reference", "fused")
 
-#: Runs up to this many elements are computed whole into a scratch buffer, checked, then stored.
+#: Runs up to this many elements are updated whole as one unit (checked, restored if it fails).
 ROW_MAX = 2**15
 #: Longer runs are processed in segments of this many elements.
 SEGMENT = 1024

@@ -283,7 +283,11 @@ def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> 
     kernels = _kernels()
     dtype = params.dtype
     flat = params.reshape(-1).view(np.uint8)
-    g = np.ascontiguousarray(grad).reshape(-1).view(np.uint8)
+    grad = np.ascontiguousarray(grad)
+    written = [params, *(state[key] for key in plan.slots if key is not None)]
+    if any(np.may_share_memory(grad, array) for array in written):
+        grad = grad.copy()  # the kernels write in place: a gradient that overlaps them must not change under them
+    g = grad.reshape(-1).view(np.uint8)
     empty = np.empty(0, np.uint8)
     bufs = [empty if key is None else state[key].reshape(-1).view(np.uint8) for key in plan.slots]
     d = params.shape[-1]
