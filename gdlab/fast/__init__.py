@@ -17,8 +17,8 @@ Choosing::
     opt.update_(g, state, p, backend="fused")  # per call (in-place API)
     gdlab.fast.configure(threshold=2**20)      # size from which "auto" uses the kernels
 
-One step makes a single pass over memory: each thread updates a unit of about a thousand elements
-in place while saving the old values in a small cache-resident backup, checks that the gradient and
+One step makes a single pass over memory: each thread updates a unit of a few thousand elements
+in place while saving the old values in a cache-resident backup, checks that the gradient and
 the new params are finite, and restores the unit from the backup when they are not. A run whose
 gradient or update is not finite is flagged (the returned ``nonfinite``) and left as it was: runs
 up to :data:`ROW_MAX` elements always; longer runs when ``atomic`` is on (the default; it costs one

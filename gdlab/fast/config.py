@@ -35,8 +35,11 @@ BACKENDS = ("auto", "reference", "fused")
 
 #: Runs up to this many elements are updated whole as one unit (checked, restored if it fails).
 ROW_MAX = 2**15
-#: Longer runs are processed in segments of this many elements.
-SEGMENT = 1024
+#: Longer runs are processed in segments of this many elements (and short runs are grouped into
+#: units of about this size). The backup of a unit (up to four arrays) then stays in L2; measured on
+#: 10M float32 Adam and SGD-momentum against torch fused, 8192 was 3-6% faster than 1024, with 4096
+#: close and 16384 and more slower again.
+SEGMENT = 8192
 #: Each thread gets at least this many elements (smaller steps use fewer threads: waking a thread
 #: costs more than it saves below that).
 MIN_PER_THREAD = 2**15

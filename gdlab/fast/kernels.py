@@ -1,11 +1,11 @@
 """The fused, in-place, multithreaded update kernels (numba).
 
 One parallel driver, :func:`drive`, runs every elementwise optimizer. It walks params, gradient and
-state buffers once, in *units* of about a thousand elements (:data:`~gdlab.fast.config.SEGMENT`),
+state buffers once, in *units* of a few thousand elements (:data:`~gdlab.fast.config.SEGMENT`),
 each thread a contiguous chunk of units, and for each unit
 
 1. the optimizer's kernel updates params and buffers in place, saving every old value it overwrites
-   in a small per-thread backup (cache resident), and reports whether the gradient and the new
+   in a per-thread backup (cache resident), and reports whether the gradient and the new
    params are all finite;
 2. if they are not, the driver copies the backup back, so nothing of that unit changes: a unit of
    whole runs is retried run by run, so that only the bad runs are refused, and a bad segment of a
