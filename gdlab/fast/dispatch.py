@@ -272,10 +272,42 @@ def plan_for(opt: Optimizer, state: State, params: np.ndarray, lr: Any = None) -
     return plan
 
 
-def _kernels() -> Any:
-    from gdlab.fast import kernels
+_kernels_module: Any = None
 
-    return kernels
+
+def _kernels() -> Any:
+    """gdlab.fast.kernels, imported on first use (it imports numba)."""
+    global _kernels_module
+    if _kernels_module is None:
+        from gdlab.fast import kernels
+
+        _kernels_module = kernels
+    return _kernels_module
+
+
+#: The ``meta`` array of :func:`gdlab.fast.kernels.drive` for each launch shape (it depends only on
+#: the kernel, the dtype, the layout and the thread count), so that a step does not rebuild it.
+_launches: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _launch_meta(kind: int, dtype: np.dtype, wmask: int, size: int, d: int, scan: bool, nthreads: int) -> np.ndarray:
+    """A fresh copy of the ``meta`` array for this launch (phase field 0), and whether runs are long."""
+    key = (kind, dtype, wmask, size, d, scan, nthreads, config.SEGMENT, config.ROW_MAX)
+    meta = _launches.get(key)
+    if meta is None:
+        kernels = _kernels()
+        long_rows, per_row, rows_per_unit, width, units = kernels.layout(size, d, config.SEGMENT, config.ROW_MAX)
+        meta = np.array(
+            [
+                0, kernels.kernel_address(kind, dtype), kernels.kernel_address(kernels.SCAN, dtype) if scan else 0,
+                dtype.itemsize, wmask, d, config.SEGMENT, long_rows, per_row, rows_per_unit, width, units, nthreads,
+            ],
+            dtype=np.int64,
+        )
+        if len(_launches) > 256:
+            _launches.clear()
+        _launches[key] = meta
+    return meta.copy()
 
 
 def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> np.ndarray:
@@ -293,20 +325,12 @@ def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> 
     d = params.shape[-1]
     rowbad = np.zeros(params.size // d, dtype=np.uint8)
     nthreads = max(1, min(kernels.num_threads(), params.size // config.MIN_PER_THREAD))
-    consts = np.zeros(kernels.N_CONSTS, dtype=dtype)
-    consts[: len(plan.consts)] = plan.consts
-    flags = np.zeros(kernels.N_FLAGS, dtype=np.int64)
-    flags[: len(plan.flags)] = plan.flags
-    long_rows, per_row, rows_per_unit, width, units = kernels.layout(params.size, d, config.SEGMENT, config.ROW_MAX)
+    consts = np.array([*plan.consts, *[0.0] * (kernels.N_CONSTS - len(plan.consts))], dtype=dtype)
+    flags = np.array([*plan.flags, *[0] * (kernels.N_FLAGS - len(plan.flags))], dtype=np.int64)
+    scan = d > config.ROW_MAX and config.get_settings().atomic
+    meta = _launch_meta(plan.kind, dtype, plan.wmask, params.size, d, scan, nthreads)
+    long_rows, units = meta[7] != 0, int(meta[11])
     unitbad = np.zeros(units if long_rows else 1, dtype=np.uint8)
-    scan = long_rows and config.get_settings().atomic
-    meta = np.array(
-        [
-            0, kernels.kernel_address(plan.kind, dtype), kernels.kernel_address(kernels.SCAN, dtype) if scan else 0,
-            dtype.itemsize, plan.wmask, d, config.SEGMENT, long_rows, per_row, rows_per_unit, width, units, nthreads,
-        ],
-        dtype=np.int64,
-    )
     for phase in (0, 1) if scan else (1,):
         meta[0] = phase
         kernels.run_drive(
