@@ -90,25 +90,28 @@ def _maximum(a, b):
 # selects between values computed in both cases (the two lerp forms, Nesterov, the first momentum
 # step, RAdam's rectification) or exact identities (ε inside or outside the root: √(v + e₁) + e₂
 # with (e₁, e₂) = (ε, 0) or (0, ε), since x + 0 = x and x/1 = x exactly).
-# ``ok & (x - x == x - x)`` is the finiteness test: branch-free and vectorisable.
+# :func:`_finite` is the finiteness test: branch-free and vectorisable.
 # --------------------------------------------------------------------------------------------
 
 
 @njit(**_JIT)
 def _lerp(start, end, w, omw, low):
-    """torch.lerp's two formulas (``omw`` = 1 − w, ``low`` = w < 0.5): both computed, one kept."""
+    """torch.lerp's two formulas (``omw`` = 1 − w, ``low`` = w < 0.5): ``start + w·diff`` or
+    ``end − diff·(1 − w)``, written as one, ``base + k·diff``, with (base, k) = (start, w) or
+    (end, −(1 − w)): exact, since a − b is a + (−b) in IEEE arithmetic, and cheaper than computing
+    both and selecting (``low`` is the same for every element)."""
     diff = end - start
-    a = start + w * diff
-    b = end - diff * omw
-    return a if low else b
+    base = start if low else end
+    k = w if low else -omw
+    return base + k * diff
 
 
 @njit(**_JIT)
 def _finite(ok, gr, pn):
-    """``ok`` and the gradient entry ``gr`` and new param ``pn`` are finite (branch-free)."""
-    dg = gr - gr
-    dp = pn - pn
-    return ok & (dg == dg) & (dp == dp)
+    """``ok`` and the gradient entry ``gr`` and new param ``pn`` are finite (branch-free): x − x is 0
+    for a finite x and NaN otherwise, and 0 + 0 cannot overflow."""
+    z = (gr - gr) + (pn - pn)
+    return ok & (z == z)
 
 
 def _sgd(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
