@@ -18,9 +18,11 @@ hyperparameters use the reference path).
 ``atomic`` (default True) decides how a run longer than :data:`ROW_MAX` elements is protected (a
 run of up to ``ROW_MAX`` elements is always all-or-nothing, at no cost): when True the kernel first
 scans that run's gradient, so a non-finite gradient leaves the whole run untouched, at the price of
-one extra read of the gradient (about 4/28 of Adam's float32 traffic). When False that scan is
-skipped: the run is still flagged and no non-finite value is ever written, but segments of the run
-processed before the bad one keep their (finite) update.
+one extra read of the gradient (4 more bytes per parameter on Adam's 28 in float32; measured on 10M
+float32 parameters, the step takes about 25% longer, since a read-only pass moves fewer bytes per
+second than the step). When False that scan is skipped, and the step moves exactly the bytes of
+torch's fused kernel: the run is still flagged and no non-finite value is ever written (the segment
+holding the bad value is restored), but the run's other segments keep their (finite) update.
 """
 
 from __future__ import annotations
