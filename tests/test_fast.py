@@ -289,12 +289,13 @@ def _snapshot(p: np.ndarray, state: dict) -> dict[str, list[bytes]]:
 
 @pytest.mark.parametrize("long_runs", [False, True], ids=["units", "segments"])
 @pytest.mark.parametrize(("name", "kwargs"), CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
-def test_refused_runs_are_restored_bit_for_bit(name: str, kwargs: dict[str, Any], long_runs: bool,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernels write in place and restore a failed unit from their backup: every option of every
-    kernel restores params and each buffer it wrote exactly (bytes, so -0.0 and NaN payloads too),
-    while the other runs of the same unit get the reference update."""
-    if long_runs:  # without the scan, the kernel runs on the bad segment and must undo it
+def test_refused_values_are_kept_bit_for_bit(name: str, kwargs: dict[str, Any], long_runs: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every option of every kernel, in both modes, keeps the refused values exactly (bytes, so -0.0
+    and NaN payloads too) in params and in each buffer it writes, while the other runs get the
+    reference update. Units of short runs (backup mode): the bad run is restored whole. Segments of
+    a long run without the scan (select mode): only the bad element keeps its values."""
+    if long_runs:
         monkeypatch.setattr(config, "ROW_MAX", 64)
         monkeypatch.setattr(config, "SEGMENT", 16)
         monkeypatch.setattr(config, "MIN_PER_THREAD", 32)
@@ -306,6 +307,8 @@ def test_refused_runs_are_restored_bit_for_bit(name: str, kwargs: dict[str, Any]
     for _ in range(3):  # non-zero buffers, and past SGD's first momentum step
         opt.update_(rng.standard_normal(p.shape).astype(np.float32), state, p, backend="fused")
     p_ref, s_ref = p.copy(), {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+    row_p, row_state = p[1:2].copy(), {k: (v[1:2].copy() if isinstance(v, np.ndarray) and v.ndim else v)
+                                       for k, v in state.items()}
     g = rng.standard_normal(p.shape).astype(np.float32)
     g[1, 150] = np.nan
     before = _snapshot(p, state)
@@ -314,13 +317,19 @@ def test_refused_runs_are_restored_bit_for_bit(name: str, kwargs: dict[str, Any]
     assert bad.tolist() == [False, True, False]
     after = _snapshot(p, state)
     for key in before:
-        if long_runs:  # the segment holding the NaN (elements 144..159) is as it was
-            assert after[key][1][144 * 4 : 160 * 4] == before[key][1][144 * 4 : 160 * 4], key
+        if long_runs:
+            assert after[key][1][150 * 4 : 151 * 4] == before[key][1][150 * 4 : 151 * 4], key
         else:
             assert after[key][1] == before[key][1], key
         if key != "params":
             assert rel_error(state[key][[0, 2]], s_ref[key][[0, 2]]) <= 1e-6, key
     assert rel_error(p[[0, 2]], p_ref[[0, 2]]) <= 1e-6
+    if long_runs:  # the rest of the bad run was updated as the reference updates it (elementwise)
+        others = np.arange(200) != 150
+        g_row = np.where(np.isnan(g[1:2]), np.float32(0), g[1:2])
+        with fast.options(backend="reference"):
+            expected = opt.update(g_row, row_state, row_p).params
+        assert rel_error(p[1:2, others], expected[:, others]) <= 1e-6
 
 
 @pytest.mark.parametrize("overlap", ["same array", "shifted view"])
@@ -356,7 +365,8 @@ def test_nonfinite_update_with_finite_gradient_is_refused() -> None:
 
 
 def test_nonfinite_gradient_in_a_long_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Long runs (several segments): atomic keeps the run whole; without it nothing non-finite is written."""
+    """Long runs (several segments): atomic keeps the run whole; without it only the bad element keeps
+    its values, and nothing non-finite is written."""
     monkeypatch.setattr(config, "ROW_MAX", 64)
     monkeypatch.setattr(config, "SEGMENT", 16)
     monkeypatch.setattr(config, "MIN_PER_THREAD", 32)
@@ -372,11 +382,12 @@ def test_nonfinite_gradient_in_a_long_run(monkeypatch: pytest.MonkeyPatch) -> No
             bad = opt.update_(g, state, p, backend="fused")
         assert bad.tolist() == [False, True]
         assert np.all(np.isfinite(p)) and np.all(np.isfinite(state["exp_avg"]))
-        assert np.array_equal(p[1, 976:992], p0[1, 976:992])  # the segment holding the NaN
+        assert p[1, 990] == p0[1, 990] and state["exp_avg"][1, 990] == 0  # the NaN's element
         if atomic:
             assert np.array_equal(p[1], p0[1]) and np.all(state["exp_avg"][1] == 0)
-        else:
-            assert not np.array_equal(p[1, :16], p0[1, :16])  # earlier segments were updated
+        else:  # every other element of the run was updated, its own segment's too
+            others = np.arange(1000) != 990
+            assert np.all(p[1, others] != p0[1, others]) and np.all(state["exp_avg"][1, others] != 0)
 
 
 # -- dispatch ----------------------------------------------------------------------------------------------------
@@ -500,9 +511,12 @@ def test_warmup_compiles_every_kernel_for_both_dtypes() -> None:
     from gdlab.fast import kernels
 
     assert fast.warmup() >= 0.0
-    assert set(kernels._compiled) == {
-        (kind, np.dtype(dt)) for kind in range(len(kernels._BODIES)) for dt in (np.float32, np.float64)
+    expected = {(kernels.SCAN, np.dtype(dt), False) for dt in (np.float32, np.float64)}
+    expected |= {
+        (kind, np.dtype(dt), select)
+        for kind in range(kernels.SCAN) for dt in (np.float32, np.float64) for select in (False, True)
     }
+    assert set(kernels._compiled) == expected
 
 
 def test_compiling_in_a_thread_leaves_the_output_streams_alone() -> None:

@@ -18,11 +18,11 @@ Choosing::
     gdlab.fast.configure(threshold=2**20)      # size from which "auto" uses the kernels
 
 One step makes a single pass over memory: each thread updates a unit of a few thousand elements
-in place while saving the old values in a cache-resident backup, checks that the gradient and
-the new params are finite, and restores the unit from the backup when they are not. A run whose
-gradient or update is not finite is flagged (the returned ``nonfinite``) and left as it was: runs
-up to :data:`ROW_MAX` elements always; longer runs when ``atomic`` is on (the default; it costs one
-read of the gradient, see :mod:`gdlab.fast.config`).
+in place and checks that the gradient and the new params are finite. A run whose gradient or update
+is not finite is flagged (the returned ``nonfinite``); a run of up to :data:`ROW_MAX` elements is then
+left as it was (the unit keeps a cache-resident backup of the old values and restores them), and so
+is a longer run with a non-finite gradient when ``atomic`` is on (the default; it costs one read of
+the gradient, see :mod:`gdlab.fast.config`); otherwise only its bad elements keep their values.
 NaN and inf are never written to params.
 
 Threads: the kernels use ``numba.get_num_threads()`` threads of the calling thread at call time
@@ -102,6 +102,8 @@ def warmup(trajectories: bool = True) -> float:
     start = time.perf_counter()
     for dtype in (np.float32, np.float64):
         kernels.kernel_address(kernels.SCAN, dtype)
+        for kind in range(kernels.SCAN):  # select mode, for runs longer than ROW_MAX
+            kernels.kernel_address(kind, dtype, select=True)
     done: set[tuple[str, Any]] = set()
     for cls in PLANNERS:
         opt = cls()

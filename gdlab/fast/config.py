@@ -21,8 +21,8 @@ scans that run's gradient, so a non-finite gradient leaves the whole run untouch
 one extra read of the gradient (4 more bytes per parameter on Adam's 28 in float32; measured on 10M
 float32 parameters, the step takes about 25% longer, since a read-only pass moves fewer bytes per
 second than the step). When False that scan is skipped, and the step moves exactly the bytes of
-torch's fused kernel: the run is still flagged and no non-finite value is ever written (the segment
-holding the bad value is restored), but the run's other segments keep their (finite) update.
+torch's fused kernel: the run is still flagged and no non-finite value is ever written (each bad
+element keeps its old params and buffers), but the run's other elements keep their (finite) update.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from typing import Any
 
 BACKENDS = ("auto", "reference", "fused")
 
-#: Runs up to this many elements are updated whole as one unit (checked, restored if it fails).
+#: Runs up to this many elements are updated whole as one unit (checked, restored if it fails);
+#: longer runs are not all-or-nothing (see ``atomic``) and their bad elements alone keep their values.
 ROW_MAX = 2**15
 #: Longer runs are processed in segments of this many elements (and short runs are grouped into
 #: units of about this size). The backup of a unit (up to four arrays) then stays in L2; measured on

@@ -215,7 +215,7 @@ def _plan_radam(opt: RAdam, state: State, p: np.ndarray, lr: float) -> Plan:
     w, omw, low = _lerp_consts(1.0 - beta1)
     consts = [
         sgn, wd, factor, w, omw, beta2, 1.0 - beta2, bias1, lr, bias2, math.sqrt(bias2),
-        _scalar(opt, "eps", p), rect, 1.0,
+        _scalar(opt, "eps", p), rect,
     ]
     flags = [has_wd, decoupled, low, int(rectify), int(opt.eps_inside_sqrt)]
     return Plan(RADAM_K, consts, flags, ("exp_avg", "exp_avg_sq", None), 3)
@@ -299,7 +299,8 @@ def _launch_meta(kind: int, dtype: np.dtype, wmask: int, size: int, d: int, scan
         long_rows, per_row, rows_per_unit, width, units = kernels.layout(size, d, config.SEGMENT, config.ROW_MAX)
         meta = np.array(
             [
-                0, kernels.kernel_address(kind, dtype), kernels.kernel_address(kernels.SCAN, dtype) if scan else 0,
+                0, kernels.kernel_address(kind, dtype, select=long_rows),
+                kernels.kernel_address(kernels.SCAN, dtype) if scan else 0,
                 dtype.itemsize, wmask, d, config.SEGMENT, long_rows, per_row, rows_per_unit, width, units, nthreads,
             ],
             dtype=np.int64,
@@ -325,7 +326,7 @@ def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> 
     d = params.shape[-1]
     rowbad = np.zeros(params.size // d, dtype=np.uint8)
     nthreads = max(1, min(kernels.num_threads(), params.size // config.MIN_PER_THREAD))
-    consts = np.array([*plan.consts, *[0.0] * (kernels.N_CONSTS - len(plan.consts))], dtype=dtype)
+    consts = np.array([*plan.consts, *[0.0] * (kernels.N_CONSTS - 1 - len(plan.consts)), 1.0], dtype=dtype)
     flags = np.array([*plan.flags, *[0] * (kernels.N_FLAGS - len(plan.flags))], dtype=np.int64)
     scan = d > config.ROW_MAX and config.get_settings().atomic
     meta = _launch_meta(plan.kind, dtype, plan.wmask, params.size, d, scan, nthreads)

@@ -2,23 +2,21 @@
 
 One parallel driver, :func:`drive`, runs every elementwise optimizer. It walks params, gradient and
 state buffers once, in *units* of a few thousand elements (:data:`~gdlab.fast.config.SEGMENT`),
-each thread a contiguous chunk of units, and for each unit
+each thread a contiguous chunk of units, and the optimizer's kernel updates each unit in place,
+checking that the gradient and the new params are finite:
 
-1. the optimizer's kernel updates params and buffers in place, saving every old value it overwrites
-   in a per-thread backup (cache resident), and reports whether the gradient and the new
-   params are all finite;
-2. if they are not, the driver copies the backup back, so nothing of that unit changes: a unit of
-   whole runs is retried run by run, so that only the bad runs are refused, and a bad segment of a
-   long run flags that run.
-
-Saving the old values while they are in registers costs one store each to L1; computing into a
-scratch and copying it over the params afterwards (the first design) costs a load and a store more
-per value and was about 8% slower on 10M float32 Adam, where the step is bound by memory traffic.
-
-A run (the last axis) of at most :data:`~gdlab.fast.config.ROW_MAX` elements lives in a single unit
-(short runs are grouped several to a unit), so it is updated all-or-nothing. Longer runs span
-several units; with ``atomic`` their gradient is scanned first (a read-only pass) and a run with a
-non-finite gradient is skipped entirely (see :mod:`gdlab.fast.config` for the trade-off).
+- A run (the last axis) of at most :data:`~gdlab.fast.config.ROW_MAX` elements lives in a single
+  unit (short runs are grouped several to a unit) and is updated all-or-nothing. The kernel runs in
+  *backup* mode: it saves every old value it overwrites in a per-thread backup (cache resident),
+  and when the check fails the driver copies the backup back and retries the unit run by run, so
+  that only the bad runs are refused. Saving the old values while they are in registers costs one
+  store each; computing into a scratch and copying it over the params afterwards (the first design)
+  costs a load and a store more per value and was about 8% slower on 10M float32 Adam.
+- Longer runs span several units (segments). With ``atomic`` their gradient is scanned first (a
+  read-only pass) and a run with a non-finite gradient is skipped entirely (see
+  :mod:`gdlab.fast.config` for the trade-off). The kernel runs in *select* mode: an element whose
+  gradient or new param is not finite keeps its old values, the other elements are updated, no
+  backup is written, and a bad segment flags its run.
 
 **Arithmetic** follows the reference ``_update`` of each optimizer operation by operation, in the
 params' dtype (float32 stays float32): every scalar is computed by the caller in double precision
@@ -45,6 +43,7 @@ serialised, which keeps every numba threading layer safe.
 from __future__ import annotations
 
 import threading
+import types as pytypes
 from typing import Any
 
 import numpy as np
@@ -61,7 +60,7 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
 # Optimizer kinds (the same numbers as gdlab.fast.dispatch uses).
 SGD, MOMENTUM, ADAM, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM = range(9)
 KIND_NAMES = ("sgd", "momentum", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam")
-#: Lengths of the constant and flag arrays every kernel receives.
+#: Lengths of the constant and flag arrays every kernel receives; the last constant is always 1.
 N_CONSTS = 16
 N_FLAGS = 8
 
@@ -74,24 +73,34 @@ def _maximum(a, b):
 
 # --------------------------------------------------------------------------------------------
 # Kernels, one per optimizer kind, with one C signature: pointers to the unit's params p, gradient
-# g and buffers b0..b2, which they update in place; backups sp, s0..s2 (the per-thread scratch),
-# where they save the old value of every element they overwrite; constants c (params' dtype) and
-# flags f (int64); the unit's length n. They return 1 when the gradient or a new param is not
-# finite (the driver then restores the unit from the backups), else 0. A kernel only touches the
-# buffers its options use; unused pointers are never dereferenced.
+# g and buffers b0..b2, which they update in place; backups sp, s0..s2 (the per-thread scratch);
+# constants c (params' dtype; the last one is always 1) and flags f (int64); the unit's length n.
+# They return 1 when the gradient or a new param of some element is not finite, else 0. A kernel
+# only touches the buffers its options use; unused pointers are never dereferenced.
+#
+# Each body is compiled in two modes (:data:`_SELECT`, a compile-time constant, see :func:`_put`):
+#
+# - backup (units of whole runs): every element is written, and its old values are saved in the
+#   backups, from which the driver restores the unit when the kernel reports a failure. Saving
+#   them costs a store each to cache and no load (they were loaded for the update anyway), which is
+#   why this beats computing into a scratch and copying it over afterwards.
+# - select (segments of long runs, which are not all-or-nothing anyway): an element whose gradient
+#   or new param is not finite keeps its old values, the others are updated; no backups.
 #
 # Each loop iteration loads every old value it needs before it stores anything, so the updates
-# are correct in place; saving the old values costs a store to L1 and no load (they were loaded
-# for the update anyway), which is why this beats computing into the scratch and copying it back.
+# are correct in place.
 #
 # Inner loops have no data-independent branches: options that change which arrays are touched or
 # the order of the costly operations get a loop each (LLVM does not reliably unswitch several flags
 # by itself, and a loop it leaves branchy does not vectorise: 2x slower); cheap formula choices are
-# selects between values computed in both cases (the two lerp forms, Nesterov, the first momentum
-# step, RAdam's rectification) or exact identities (ε inside or outside the root: √(v + e₁) + e₂
-# with (e₁, e₂) = (ε, 0) or (0, ε), since x + 0 = x and x/1 = x exactly).
-# :func:`_finite` is the finiteness test: branch-free and vectorisable.
+# selects between values computed in both cases (Nesterov, the first momentum step, RAdam's
+# rectification) or exact identities (ε inside or outside the root: √(v + e₁) + e₂ with (e₁, e₂) =
+# (ε, 0) or (0, ε), since x + 0 = x and x/1 = x exactly; :func:`_lerp`).
 # --------------------------------------------------------------------------------------------
+
+#: The mode the kernel bodies are compiled in: False here (backup); :func:`_select_variant` makes
+#: a copy of a body that sees True.
+_SELECT = False
 
 
 @njit(**_JIT)
@@ -107,61 +116,75 @@ def _lerp(start, end, w, omw, low):
 
 
 @njit(**_JIT)
-def _finite(ok, gr, pn):
-    """``ok`` and the gradient entry ``gr`` and new param ``pn`` are finite (branch-free): x − x is 0
-    for a finite x and NaN otherwise, and 0 + 0 cannot overflow."""
+def _good(gr, pn):
+    """The gradient entry ``gr`` and the new param ``pn`` are finite (branch-free, vectorisable):
+    x − x is 0 for a finite x and NaN otherwise, and 0 + 0 cannot overflow."""
     z = (gr - gr) + (pn - pn)
-    return ok & (z == z)
+    return z == z
+
+
+@njit(**_JIT)
+def _put(a, backup, i, new, old, good, one, select):
+    """Store element ``i`` of one updated array (``select`` is a compile-time constant).
+
+    Backup mode: ``a[i] = new``, saving ``old`` in ``backup[i]``. Select mode: ``a[i] = new`` if
+    ``good`` else ``old``. The old value is written as ``old·one`` with ``one`` = 1 read from the
+    constants at run time: equal (x·1 = x), but LLVM cannot tell it is what ``a[i]`` holds, so it
+    does not turn the store into a masked store (microcoded, several times slower, on AMD CPUs).
+    """
+    if select:
+        a[i] = new if good else old * one
+    else:
+        backup[i] = old
+        a[i] = new
 
 
 def _sgd(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, lr, mu, omd = c[0], c[1], c[2], c[3], c[4]
+    sgn, wd, lr, mu, omd, one = c[0], c[1], c[2], c[3], c[4], c[N_CONSTS - 1]
     momentum, first, nesterov = f[1] != 0, f[2] != 0, f[3] != 0
     ok = True
     if not momentum:
         for i in range(n):
             gr = g[i]
             pi = p[i]
-            sp[i] = pi
             pn = pi - lr * (sgn * gr + wd * pi)
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
         return 0 if ok else 1
     for i in range(n):
         gr = g[i]
         pi = p[i]
         bi = b0[i]
-        sp[i] = pi
-        s0[i] = bi
         gi = sgn * gr + wd * pi
         later = bi * mu + omd * gi
         buf = gi if first else later
-        b0[i] = buf
         ahead = gi + mu * buf
         pn = pi - lr * (ahead if nesterov else buf)
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, buf, bi, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
 def _momentum(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
     c = carray(cp, N_CONSTS)
-    sgn, wd, lr, mu = c[0], c[1], c[2], c[3]
+    sgn, wd, lr, mu, one = c[0], c[1], c[2], c[3], c[N_CONSTS - 1]
     ok = True
     for i in range(n):
         gr = g[i]
         pi = p[i]
         bi = b0[i]
-        sp[i] = pi
-        s0[i] = bi
         v = mu * bi + lr * (sgn * gr + wd * pi)
-        b0[i] = v
         pn = pi - v
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, v, bi, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
@@ -171,6 +194,7 @@ def _adam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
     sgn, wd, factor, w, omw, beta2, omb2, step_size = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     bias2, sqrt_bias2, eps, d1, e1, d2, e2 = c[8], c[9], c[10], c[11], c[12], c[13], c[14]
+    one = c[N_CONSTS - 1]
     low, amsgrad, inside = f[2] != 0, f[3] != 0, f[4] != 0
     ok = True
     if amsgrad:  # the running maximum of v is a third buffer; ε placement by the identity (d₁, e₁, d₂, e₂)
@@ -180,54 +204,47 @@ def _adam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
             m0 = b0[i]
             v0 = b1[i]
             x0 = b2[i]
-            sp[i] = pi
-            s0[i] = m0
-            s1[i] = v0
-            s2[i] = x0
             gi = sgn * gr + wd * pi
             m = _lerp(m0, gi, w, omw, low)
             v = v0 * beta2 + omb2 * gi * gi
-            b0[i] = m
-            b1[i] = v
             vmax = _maximum(x0, v)
-            b2[i] = vmax
             pn = pi * factor - step_size * (m / (np.sqrt(vmax / d1 + e1) / d2 + e2))
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, m, m0, good, one, _SELECT)
+            _put(b1, s1, i, v, v0, good, one, _SELECT)
+            _put(b2, s2, i, vmax, x0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     elif inside:  # √(v/(1 − β₂ᵗ) + ε)
         for i in range(n):
             gr = g[i]
             pi = p[i]
             m0 = b0[i]
             v0 = b1[i]
-            sp[i] = pi
-            s0[i] = m0
-            s1[i] = v0
             gi = sgn * gr + wd * pi
             m = _lerp(m0, gi, w, omw, low)
             v = v0 * beta2 + omb2 * gi * gi
-            b0[i] = m
-            b1[i] = v
             pn = pi * factor - step_size * (m / np.sqrt(v / bias2 + eps))
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, m, m0, good, one, _SELECT)
+            _put(b1, s1, i, v, v0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     else:  # PyTorch: √v/√(1 − β₂ᵗ) + ε
         for i in range(n):
             gr = g[i]
             pi = p[i]
             m0 = b0[i]
             v0 = b1[i]
-            sp[i] = pi
-            s0[i] = m0
-            s1[i] = v0
             gi = sgn * gr + wd * pi
             m = _lerp(m0, gi, w, omw, low)
             v = v0 * beta2 + omb2 * gi * gi
-            b0[i] = m
-            b1[i] = v
             pn = pi * factor - step_size * (m / (np.sqrt(v) / sqrt_bias2 + eps))
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, m, m0, good, one, _SELECT)
+            _put(b1, s1, i, v, v0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     return 0 if ok else 1
 
 
@@ -236,6 +253,7 @@ def _rmsprop(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     sp, s0, s1, s2 = carray(spp, n), carray(s0p, n), carray(s1p, n), carray(s2p, n)
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
     sgn, wd, alpha, oma, w, omw, e1, e2, mu, lr = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
+    one = c[N_CONSTS - 1]
     centered, low, momentum = f[1] != 0, f[2] != 0, f[3] != 0
     ok = True
     if centered and momentum:
@@ -245,87 +263,78 @@ def _rmsprop(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
             q0 = b0[i]
             a0 = b1[i]
             u0 = b2[i]
-            sp[i] = pi
-            s0[i] = q0
-            s1[i] = a0
-            s2[i] = u0
             gi = sgn * gr + wd * pi
             sq = q0 * alpha + oma * gi * gi
             ga = _lerp(a0, gi, w, omw, low)
             buf = u0 * mu + gi / (np.sqrt(sq - ga * ga + e1) + e2)
-            b0[i] = sq
-            b1[i] = ga
-            b2[i] = buf
             pn = pi - lr * buf
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, sq, q0, good, one, _SELECT)
+            _put(b1, s1, i, ga, a0, good, one, _SELECT)
+            _put(b2, s2, i, buf, u0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     elif centered:
         for i in range(n):
             gr = g[i]
             pi = p[i]
             q0 = b0[i]
             a0 = b1[i]
-            sp[i] = pi
-            s0[i] = q0
-            s1[i] = a0
             gi = sgn * gr + wd * pi
             sq = q0 * alpha + oma * gi * gi
             ga = _lerp(a0, gi, w, omw, low)
-            b0[i] = sq
-            b1[i] = ga
             pn = pi - lr * gi / (np.sqrt(sq - ga * ga + e1) + e2)
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, sq, q0, good, one, _SELECT)
+            _put(b1, s1, i, ga, a0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     elif momentum:
         for i in range(n):
             gr = g[i]
             pi = p[i]
             q0 = b0[i]
             u0 = b2[i]
-            sp[i] = pi
-            s0[i] = q0
-            s2[i] = u0
             gi = sgn * gr + wd * pi
             sq = q0 * alpha + oma * gi * gi
             buf = u0 * mu + gi / (np.sqrt(sq + e1) + e2)
-            b0[i] = sq
-            b2[i] = buf
             pn = pi - lr * buf
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, sq, q0, good, one, _SELECT)
+            _put(b2, s2, i, buf, u0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     else:
         for i in range(n):
             gr = g[i]
             pi = p[i]
             q0 = b0[i]
-            sp[i] = pi
-            s0[i] = q0
             gi = sgn * gr + wd * pi
             sq = q0 * alpha + oma * gi * gi
-            b0[i] = sq
             pn = pi - lr * gi / (np.sqrt(sq + e1) + e2)
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, sq, q0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     return 0 if ok else 1
 
 
 def _adagrad(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
     c = carray(cp, N_CONSTS)
-    sgn, wd, clr, e1, e2 = c[0], c[1], c[2], c[3], c[4]
+    sgn, wd, clr, e1, e2, one = c[0], c[1], c[2], c[3], c[4], c[N_CONSTS - 1]
     ok = True
     for i in range(n):
         gr = g[i]
         pi = p[i]
         t0 = b0[i]
-        sp[i] = pi
-        s0[i] = t0
         gi = sgn * gr + wd * pi
         total = t0 + gi * gi
-        b0[i] = total
         pn = pi - clr * gi / (np.sqrt(total + e1) + e2)
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, total, t0, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
@@ -333,24 +342,23 @@ def _adadelta(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
     sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
     c = carray(cp, N_CONSTS)
-    sgn, wd, rho, omr, eps, lr = c[0], c[1], c[2], c[3], c[4], c[5]
+    sgn, wd, rho, omr, eps, lr, one = c[0], c[1], c[2], c[3], c[4], c[5], c[N_CONSTS - 1]
     ok = True
     for i in range(n):
         gr = g[i]
         pi = p[i]
         q0 = b0[i]
         acc = b1[i]
-        sp[i] = pi
-        s0[i] = q0
-        s1[i] = acc
         gi = sgn * gr + wd * pi
         sq = q0 * rho + omr * gi * gi
         delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * gi
-        b0[i] = sq
-        b1[i] = acc * rho + omr * delta * delta
+        acc_new = acc * rho + omr * delta * delta
         pn = pi - lr * delta
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, sq, q0, good, one, _SELECT)
+        _put(b1, s1, i, acc_new, acc, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
@@ -358,7 +366,7 @@ def _adamax(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
     sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, w, omw, beta2, eps, clr = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    sgn, wd, w, omw, beta2, eps, clr, one = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[N_CONSTS - 1]
     low = f[1] != 0
     ok = True
     for i in range(n):
@@ -366,17 +374,15 @@ def _adamax(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
         pi = p[i]
         m0 = b0[i]
         u0 = b1[i]
-        sp[i] = pi
-        s0[i] = m0
-        s1[i] = u0
         gi = sgn * gr + wd * pi
         m = _lerp(m0, gi, w, omw, low)
         u = _maximum(u0 * beta2, np.abs(gi) + eps)
-        b0[i] = m
-        b1[i] = u
         pn = pi - clr * m / u
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, m, m0, good, one, _SELECT)
+        _put(b1, s1, i, u, u0, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
@@ -385,7 +391,7 @@ def _nadam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
     sgn, wd, factor, w, omw, beta2, omb2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    bias2, e1, e2, c1, c2 = c[7], c[8], c[9], c[10], c[11]
+    bias2, e1, e2, c1, c2, one = c[7], c[8], c[9], c[10], c[11], c[N_CONSTS - 1]
     low = f[2] != 0
     ok = True
     for i in range(n):
@@ -393,19 +399,17 @@ def _nadam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
         pi = p[i]
         m0 = b0[i]
         v0 = b1[i]
-        sp[i] = pi
-        s0[i] = m0
-        s1[i] = v0
         gi = sgn * gr + wd * pi
         m = _lerp(m0, gi, w, omw, low)
         v = v0 * beta2 + omb2 * gi * gi
-        b0[i] = m
-        b1[i] = v
         denom = np.sqrt(v / bias2 + e1) + e2
         pn = pi * factor - c1 * gi / denom
         pn = pn - c2 * m / denom
-        p[i] = pn
-        ok = _finite(ok, gr, pn)
+        good = _good(gr, pn)
+        _put(b0, s0, i, m, m0, good, one, _SELECT)
+        _put(b1, s1, i, v, v0, good, one, _SELECT)
+        _put(p, sp, i, pn, pi, good, one, _SELECT)
+        ok = ok & good
     return 0 if ok else 1
 
 
@@ -414,7 +418,7 @@ def _radam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
     sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
     c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
     sgn, wd, factor, w, omw, beta2, omb2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    bias1, lr, bias2, sqrt_bias2, eps, rect, one = c[7], c[8], c[9], c[10], c[11], c[12], c[13]
+    bias1, lr, bias2, sqrt_bias2, eps, rect, one = c[7], c[8], c[9], c[10], c[11], c[12], c[N_CONSTS - 1]
     low, rectify, inside = f[2] != 0, f[3] != 0, f[4] != 0
     ok = True
     if inside:  # 1/√(v/(1 − β₂ᵗ) + ε)
@@ -423,38 +427,34 @@ def _radam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
             pi = p[i]
             m0 = b0[i]
             v0 = b1[i]
-            sp[i] = pi
-            s0[i] = m0
-            s1[i] = v0
             gi = sgn * gr + wd * pi
             m = _lerp(m0, gi, w, omw, low)
             v = v0 * beta2 + omb2 * gi * gi
-            b0[i] = m
-            b1[i] = v
             step = m / bias1 * lr
             rectified = step * (one / np.sqrt(v / bias2 + eps)) * rect
             pn = pi * factor - (rectified if rectify else step)
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, m, m0, good, one, _SELECT)
+            _put(b1, s1, i, v, v0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     else:  # √(1 − β₂ᵗ)/(√v + ε)
         for i in range(n):
             gr = g[i]
             pi = p[i]
             m0 = b0[i]
             v0 = b1[i]
-            sp[i] = pi
-            s0[i] = m0
-            s1[i] = v0
             gi = sgn * gr + wd * pi
             m = _lerp(m0, gi, w, omw, low)
             v = v0 * beta2 + omb2 * gi * gi
-            b0[i] = m
-            b1[i] = v
             step = m / bias1 * lr
             rectified = step * (sqrt_bias2 / (np.sqrt(v) + eps)) * rect
             pn = pi * factor - (rectified if rectify else step)
-            p[i] = pn
-            ok = _finite(ok, gr, pn)
+            good = _good(gr, pn)
+            _put(b0, s0, i, m, m0, good, one, _SELECT)
+            _put(b1, s1, i, v, v0, good, one, _SELECT)
+            _put(p, sp, i, pn, pi, good, one, _SELECT)
+            ok = ok & good
     return 0 if ok else 1
 
 
@@ -468,10 +468,25 @@ def _scan(pp, gp, b0p, b1p, b2p, opp, o0p, o1p, o2p, cp, fp, n):
     return 0 if ok else 1
 
 
+def _select_variant(body: Any) -> Any:
+    """A copy of a kernel body that sees ``_SELECT = True`` (select mode). numba reads globals as
+    constants when it compiles, so the unused branch of :func:`_put` disappears; the copy has its own
+    qualified name, hence its own entry in numba's disk cache."""
+    namespace = {**body.__globals__, "_SELECT": True}
+    copy = pytypes.FunctionType(body.__code__, namespace, body.__name__ + "_select", body.__defaults__,
+                                body.__closure__)
+    copy.__qualname__ = body.__qualname__ + "_select"
+    copy.__module__ = body.__module__
+    copy.__doc__ = body.__doc__
+    return copy
+
+
 SCAN = 9
 _BODIES = (_sgd, _momentum, _adam, _rmsprop, _adagrad, _adadelta, _adamax, _nadam, _radam, _scan)
+#: The select-mode bodies (the scan has no modes).
+_SELECT_BODIES = (*(_select_variant(body) for body in _BODIES[:SCAN]), _scan)
 _NUMBA_DTYPES = {np.dtype(np.float32): types.float32, np.dtype(np.float64): types.float64}
-_compiled: dict[tuple[int, np.dtype], Any] = {}
+_compiled: dict[tuple[int, np.dtype, bool], Any] = {}
 _lock = threading.Lock()
 
 
@@ -480,15 +495,17 @@ def _signature(dtype: Any) -> Any:
     return types.int64(*([ptr] * 10), types.CPointer(types.int64), types.int64)
 
 
-def kernel_address(kind: int, dtype: Any) -> int:
-    """Address of the compiled kernel of ``kind`` for ``dtype`` (compiled or loaded on first use)."""
-    key = (kind, np.dtype(dtype))
+def kernel_address(kind: int, dtype: Any, select: bool = False) -> int:
+    """Address of the compiled kernel of ``kind`` for ``dtype``, in backup or select mode (compiled
+    or loaded on first use)."""
+    key = (kind, np.dtype(dtype), bool(select))
     fn = _compiled.get(key)
     if fn is None:
         with _lock:
             fn = _compiled.get(key)
             if fn is None:
-                fn = cfunc(_signature(_NUMBA_DTYPES[key[1]]), **_JIT)(_BODIES[kind])
+                body = (_SELECT_BODIES if select else _BODIES)[kind]
+                fn = cfunc(_signature(_NUMBA_DTYPES[key[1]]), **_JIT)(body)
                 _compiled[key] = fn
     return fn.address
 
@@ -559,8 +576,8 @@ def _scan_chunk(addr, g, f, isz, d, segment, per_row, u0, u1, unitbad):
 
 @njit(**_JIT)
 def _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, a, b):
-    """The kernel on elements [a, b), in place, old values into the scratch; 1 when something is not
-    finite."""
+    """The kernel on elements [a, b), in place (in backup mode the old values go to the scratch);
+    1 when something is not finite."""
     x, y, n = a * isz, b * isz, (b - a) * isz
     return _call_kernel(
         addr, p[x:y], g[x:y], b0[x:y], b1[x:y], b2[x:y],
@@ -571,24 +588,25 @@ def _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, a, b):
 @njit(**_JIT)
 def _step_chunk(addr, p, g, b0, b1, b2, c, f, isz, wmask, d, segment, per_row, rows_per_unit, width, long_rows,
                 u0, u1, unitbad, rowbad):
-    """Update the units [u0, u1) of one thread in place, restoring every unit whose check fails.
+    """Update the units [u0, u1) of one thread in place.
 
-    A failed unit of short runs is retried run by run, so that only the bad runs are refused (and
-    restored); a failed segment of a long run is restored and flags its run.
+    Units of short runs (kernel in backup mode): a failed unit is restored from the backups and
+    retried run by run, so that only the bad runs are refused (and restored). Segments of long runs
+    (kernel in select mode): the bad elements were left as they were; the segment flags its run.
     """
     rows = p.size // (d * isz)
     w = width * isz
-    scr = np.empty(4 * w, np.uint8)
+    scr = np.empty(0 if long_rows else 4 * w, np.uint8)
     for u in range(u0, u1):
         lo, hi, r0, r1 = _unit_bounds(u, d, segment, per_row, rows_per_unit, rows, long_rows)
         if long_rows and rowbad[r0]:
             continue
         if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, lo, hi) == 0:
             continue
-        _restore(p, b0, b1, b2, scr, w, lo * isz, hi * isz, 0, wmask)
         if long_rows:
             unitbad[u] = 1
             continue
+        _restore(p, b0, b1, b2, scr, w, lo * isz, hi * isz, 0, wmask)
         for r in range(r0, r1):
             if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, r * d, (r + 1) * d) != 0:
                 _restore(p, b0, b1, b2, scr, w, r * d * isz, (r + 1) * d * isz, 0, wmask)
