@@ -285,18 +285,22 @@ def _kernels() -> Any:
     return _kernels_module
 
 
-#: The ``meta`` array of :func:`gdlab.fast.kernels.drive` for each launch shape (it depends only on
-#: the kernel, the dtype, the layout and the thread count), so that a step does not rebuild it.
-_launches: dict[tuple[Any, ...], np.ndarray] = {}
+#: For each launch shape (kernel, dtype, layout, threads, atomic): the ``meta`` array of
+#: :func:`gdlab.fast.kernels.drive`, whether runs are long (several units) and the unit count, so
+#: that a step does not rebuild them.
+_launches: dict[tuple[Any, ...], tuple[np.ndarray, bool, int]] = {}
 
 
-def _launch_meta(kind: int, dtype: np.dtype, wmask: int, size: int, d: int, scan: bool, nthreads: int) -> np.ndarray:
-    """A fresh copy of the ``meta`` array for this launch (phase field 0), and whether runs are long."""
-    key = (kind, dtype, wmask, size, d, scan, nthreads, config.SEGMENT, config.ROW_MAX)
-    meta = _launches.get(key)
-    if meta is None:
+def _launch(kind: int, dtype: np.dtype, wmask: int, size: int, d: int, nthreads: int,
+            atomic: bool) -> tuple[np.ndarray, bool, int]:
+    """(a fresh copy of the ``meta`` array, phase field 0; whether runs are long; the unit count).
+    Long runs take the kernel in select mode, and with ``atomic`` the gradient scan first."""
+    key = (kind, dtype, wmask, size, d, nthreads, atomic, config.SEGMENT, config.ROW_MAX)
+    entry = _launches.get(key)
+    if entry is None:
         kernels = _kernels()
         long_rows, per_row, rows_per_unit, width, units = kernels.layout(size, d, config.SEGMENT, config.ROW_MAX)
+        scan = long_rows and atomic
         meta = np.array(
             [
                 0, kernels.kernel_address(kind, dtype, select=long_rows),
@@ -307,8 +311,9 @@ def _launch_meta(kind: int, dtype: np.dtype, wmask: int, size: int, d: int, scan
         )
         if len(_launches) > 256:
             _launches.clear()
-        _launches[key] = meta
-    return meta.copy()
+        entry = _launches[key] = (meta, long_rows, units)
+    meta, long_rows, units = entry
+    return meta.copy(), long_rows, units
 
 
 def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> np.ndarray:
@@ -328,9 +333,9 @@ def run_plan(plan: Plan, grad: np.ndarray, state: State, params: np.ndarray) -> 
     nthreads = max(1, min(kernels.num_threads(), params.size // config.MIN_PER_THREAD))
     consts = np.array([*plan.consts, *[0.0] * (kernels.N_CONSTS - 1 - len(plan.consts)), 1.0], dtype=dtype)
     flags = np.array([*plan.flags, *[0] * (kernels.N_FLAGS - len(plan.flags))], dtype=np.int64)
-    scan = d > config.ROW_MAX and config.get_settings().atomic
-    meta = _launch_meta(plan.kind, dtype, plan.wmask, params.size, d, scan, nthreads)
-    long_rows, units = meta[7] != 0, int(meta[11])
+    atomic = config.get_settings().atomic
+    meta, long_rows, units = _launch(plan.kind, dtype, plan.wmask, params.size, d, nthreads, atomic)
+    scan = long_rows and atomic
     unitbad = np.zeros(units if long_rows else 1, dtype=np.uint8)
     for phase in (0, 1) if scan else (1,):
         meta[0] = phase

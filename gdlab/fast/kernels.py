@@ -539,17 +539,17 @@ def _store(dst, src):
 
 
 @njit(**_JIT)
-def _restore(p, b0, b1, b2, scr, width, lo, hi, at, wmask):
-    """Copy the backups, scratch bytes [at, at + hi − lo), back into params and the written buffers
-    at bytes [lo, hi)."""
+def _restore(p, b0, b1, b2, scr, width, lo, hi, wmask):
+    """Copy the backups (the first hi − lo bytes of each scratch slot) back into params and the
+    written buffers at bytes [lo, hi)."""
     n = hi - lo
-    _store(p[lo:hi], scr[at : at + n])
+    _store(p[lo:hi], scr[0:n])
     if wmask & 1:
-        _store(b0[lo:hi], scr[width + at : width + at + n])
+        _store(b0[lo:hi], scr[width : width + n])
     if wmask & 2:
-        _store(b1[lo:hi], scr[2 * width + at : 2 * width + at + n])
+        _store(b1[lo:hi], scr[2 * width : 2 * width + n])
     if wmask & 4:
-        _store(b2[lo:hi], scr[3 * width + at : 3 * width + at + n])
+        _store(b2[lo:hi], scr[3 * width : 3 * width + n])
 
 
 @njit(**_JIT)
@@ -606,10 +606,10 @@ def _step_chunk(addr, p, g, b0, b1, b2, c, f, isz, wmask, d, segment, per_row, r
         if long_rows:
             unitbad[u] = 1
             continue
-        _restore(p, b0, b1, b2, scr, w, lo * isz, hi * isz, 0, wmask)
+        _restore(p, b0, b1, b2, scr, w, lo * isz, hi * isz, wmask)
         for r in range(r0, r1):
             if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, r * d, (r + 1) * d) != 0:
-                _restore(p, b0, b1, b2, scr, w, r * d * isz, (r + 1) * d * isz, 0, wmask)
+                _restore(p, b0, b1, b2, scr, w, r * d * isz, (r + 1) * d * isz, wmask)
                 rowbad[r] = 1
 
 
