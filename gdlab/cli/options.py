@@ -421,14 +421,10 @@ def fmt_point(x: Any, digits: int = 6) -> str:
 
 
 def fmt_hyper(hp: dict[str, Any]) -> str:
-    def one(v: Any) -> str:
-        if isinstance(v, tuple | list):
-            return "/".join(one(x) for x in v)
-        if isinstance(v, float):
-            return f"{v:g}"
-        return str(v)
+    """``name=value`` pairs for a label, values as the engine's run labels write them."""
+    from gdlab.engine.result import format_hyperparam
 
-    return " ".join(f"{k}={one(v)}" for k, v in hp.items())
+    return " ".join(f"{k}={format_hyperparam(v)}" for k, v in hp.items())
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
