@@ -331,7 +331,7 @@ def paired_ratio(times: dict[str, list[float]], variant: str, reference: str) ->
     return float(np.median(np.asarray(times[variant]) / np.asarray(times[reference])))
 
 
-def print_goals(name: str, rows: dict[str, Any]) -> None:
+def print_goals(rows: dict[str, Any]) -> None:
     """The issue's goals for this optimizer: ≤ 1.15× the bound, and no slower than torch fused."""
     variants = rows["variants"]
     for variant in ("gdlab fused", "gdlab fused, no scan"):
@@ -420,7 +420,7 @@ def main() -> None:
                 f"{'':<13} {variant:<27} {res['ms']:>8.2f} {res['ms_min']:>7.2f} {res['ms'] / bound_ms:>8.2f} "
                 f"{res['ms'] / inplace_ms:>10.2f} {ratio_torch} {ratio_alike} {extra} {res['arrays_mb']:>9.1f}"
             )
-        print_goals(name, rows)
+        print_goals(rows)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "size": args.size, "dtype": "float32", "repeat": args.repeat, "threads": args.threads,
