@@ -1,3 +1,6 @@
 """gdlab, the gradient-descent laboratory."""
 
-__version__ = "0.1.0"
+from gdlab import fast as _fast  # noqa: F401 (registers the fused step kernels with the core)
+from gdlab._version import __version__
+
+__all__ = ["__version__"]

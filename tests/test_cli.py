@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gdlab.cli.main import main
+from gdlab.core.limits import LIMITS
 
 
 def no_nan(text: str):
@@ -283,7 +284,7 @@ def test_sweep_basin_json(capsys):
         (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--set", "lr=-1"], "lr=-1"),
         (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--set", "betas=0.9"], "two numbers"),
         (["run", "--landscape", "rosenbrock", "--optimizer", "sgd", "--set", "nesterov=maybe"], "true or false"),
-        (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--steps", "100001"], "--steps"),
+        (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--steps", str(LIMITS.max_steps + 1)], "--steps"),
         (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--tol", "-1"], "--tol"),
         (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--start", "1,x"], "--start"),
         (["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--start", "1,2,3"], "--start"),

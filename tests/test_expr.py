@@ -14,9 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gdlab.landscapes.expr as expr_module
+import gdlab.landscapes.printer as printer_module
+import gdlab.landscapes.program as program_module
 import gdlab.landscapes.symbolic as symbolic_module
 from gdlab.landscapes import ExpressionError, ExprLandscape, Landscape, make_landscape, parse_expression
 from gdlab.landscapes.expr import MAX_DEPTH, MAX_LENGTH, MAX_TOKENS, tokenize
+from gdlab.landscapes.program import ARITY, PointProgram, ProgramError
 
 
 def at(text: str, *point: float) -> float:
@@ -38,6 +41,9 @@ def test_rosenbrock_text_equals_builtin() -> None:
     # the same with ^ and spaces anywhere
     caret = parse_expression("  100 * ( y-x^2 )^2+(1-x)^2 ")
     np.testing.assert_allclose(caret.value(x), builtin.value(x), rtol=1e-13)
+    # the same formula prints as the same program: the same numbers (and the same compiled code)
+    assert typed.program() == builtin.program() == caret.program()
+    np.testing.assert_array_equal(typed.value_and_grad(x)[1], builtin.value_and_grad(x)[1])
 
 
 @pytest.mark.parametrize(
@@ -148,8 +154,46 @@ def test_derivatives_match_finite_differences(text: str) -> None:
 def test_double_well_text_equals_builtin() -> None:
     typed, builtin = parse_expression("x^4 - 3*x^2 + 2"), make_landscape("double_well")
     x = np.linspace(-2.5, 2.5, 21)[:, None]
-    np.testing.assert_allclose(typed.value(x), builtin.value(x), rtol=1e-14)
+    np.testing.assert_array_equal(typed.value(x), builtin.value(x))
     np.testing.assert_allclose(typed.hessian(x), builtin.hessian(x), rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("text", "exact"),
+    [
+        ("x^4 - 3*x^2 + 2", True),
+        ("(x^2 + y - 11)^2 + (x + y^2 - 7)^2", True),
+        ("sqrt(x^2 + y^2 + 1) + abs(x - y)/3", True),
+        ("x^-2 + 1/(1 + y^2) + x^0.5", True),
+        ("x^-0.5 + y", False),  # its derivative −½·x^(−3/2) is a general power
+        ("sin(x) + y", False),
+        ("exp(-x^2) * y", False),
+        ("x^1.5 + y", False),
+        ("2^x + y", False),
+        ("log10(x) + atan(y) + tanh(x)", False),
+    ],
+)
+def test_typed_formulas_have_programs(text: str, exact: bool) -> None:
+    """Arithmetic, integer and half powers, sqrt and abs give exact programs; other functions do not."""
+    land = parse_expression(text)
+    program = land.program()
+    assert program is not None and program.exact == exact, program.source if program else None
+    assert parse_expression(text).program() is program  # memoised per expression
+    x = np.random.default_rng(2).uniform(0.5, 3.0, size=(40, land.dim))
+    np.testing.assert_array_equal(land.value_and_grad(x)[0], program.value(x))
+    np.testing.assert_array_equal(land.grad(x), program.grad(x))
+
+
+def test_a_formula_without_program_is_still_evaluated() -> None:
+    """SymPy writes sqrt(-x²) as I·|x|: no program (nothing to compile), evaluated as before."""
+    land = parse_expression("sqrt(-x^2) + y")
+    assert land.program() is None and "not a real number" in land.program_or_reason()
+    x = np.array([[0.0, 1.0], [1.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = land.value_and_grad(x)
+    assert v[0] == 1.0 and np.isnan(v[1]) and g[0, 1] == 1.0
+    np.testing.assert_array_equal(land.value(x), v)
 
 
 def test_nonfinite_values_without_warnings() -> None:
@@ -343,7 +387,7 @@ def test_fuzz_valid_grammar(text: str) -> None:
 FORBIDDEN_NAMES = {"eval", "exec", "compile", "__import__", "sympify", "parse_expr", "S", "getattr", "globals"}
 
 
-@pytest.mark.parametrize("module", [expr_module, symbolic_module])
+@pytest.mark.parametrize("module", [expr_module, symbolic_module, printer_module])
 def test_no_eval_exec_or_string_parsing(module: object) -> None:
     source = inspect.getsource(module)  # type: ignore[arg-type]
     for pattern in (r"\bsympify\b", r"\bparse_expr\b", r"\beval\s*\(", r"\bexec\s*\(", r"__import__"):
@@ -355,3 +399,20 @@ def test_no_eval_exec_or_string_parsing(module: object) -> None:
             pytest.fail(f"forbidden attribute {node.attr}")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "S":
             pytest.fail("sympy.S(...) parses strings")
+
+
+def test_program_text_is_checked_before_it_runs() -> None:
+    """The one ``exec`` (NumPy's binding of a program) runs text the printer made from the SymPy tree
+    and the checker accepted: only arithmetic and the program's own functions, no builtins."""
+    source = inspect.getsource(program_module)
+    assert source.count("exec(") == 1 and '"__builtins__": {}' in source
+    for hostile in ("__import__('os').system('true')", "open('x')", "x0.__class__", "eval('1')", "[x0][0]"):
+        with pytest.raises(ProgramError):
+            PointProgram(1, f"def value_grad(x0):\n    return x0, {hostile}\n", "def grad(x0):\n    return x0,\n")
+    for text in ["x^2 + y", "sin(x)*y", "abs(x - 1)"]:
+        program = parse_expression(text).program()
+        assert all(name in ARITY or name.startswith(("x", "t")) for name in _names(program.source))
+
+
+def _names(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}

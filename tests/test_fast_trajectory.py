@@ -1,18 +1,23 @@
-"""Parity of the fused trajectory engine (gdlab.fast.trajectory) with the reference run engine.
+"""Parity of the fused trajectories (gdlab.fast.trajectory) with the reference run engine.
 
 ``run_batch(..., backend="fused")`` must return the :class:`~gdlab.engine.run.BatchRecord` that
-``backend="reference"`` returns, to the last bit: every record array, status, reason, stopped_at,
-n_points and final value, for every elementwise optimizer and option, every closed-form schedule,
-per-run hyperparameters, every stopping rule, any thread count and any batch size; the sweeps built
-on it give the same results; and what cannot be fused (plateau, Newton, L-BFGS, SAM, problems,
-uncompiled landscapes) is explained, refused by ``backend="fused"`` and run by the reference in
-``"auto"``.
+``backend="reference"`` returns on the same landscape evaluation, to the last bit: every record
+array, status, reason, stopped_at, n_points and final value, for every rule and option, every
+closed-form schedule, per-run hyperparameters, every stopping rule, any thread count and any batch
+size; the sweeps built on it give the same results; and what cannot be fused (plateau, Newton,
+L-BFGS, SAM, problems, landscapes without a compiled form) is explained, refused by
+``backend="fused"`` and run by the reference in ``"auto"``.
+
+"The same landscape evaluation": for a landscape whose formula uses only + − × ÷ √ (``exact``) the
+NumPy evaluation and the compiled one give the same bits, so the reference runs on the landscape
+itself; a landscape with exp, cos, ... is compared with the reference run on its compiled
+evaluation (:func:`gdlab.fast.landscape_codegen.compiled_objective`), since NumPy's and the C
+library's transcendental functions differ by an ulp now and then, and more on some CPUs than on
+others. How far the two evaluations part is a test of its own, with a stated tolerance.
 
 Equality is checked bit for bit (``np.array_equal(equal_nan=True)`` plus the sign of zeros; only NaN
-payloads are not compared). The one allowed difference is the container of a 0-d value: for a run
-without batch axes the reference's final loss may be a NumPy scalar where the fused path returns a
-0-d array (the reference's type depends on the landscape's own code), so values are compared with
-``np.asarray``.
+payloads are not compared), values through ``np.asarray`` (a run without batch axes may hold a
+NumPy scalar where the other holds a 0-d array).
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from hypothesis import strategies as st
 import gdlab.fast as fast
 from gdlab.core.objective import Quadratic
 from gdlab.core.optimizers import OPTIMIZERS, make_optimizer
-from gdlab.core.optimizers.adam import Adam
+from gdlab.core.rules import RULES
 from gdlab.core.schedules import SCHEDULES, ExponentialLR, make_schedule
-from gdlab.engine.run import (
+from gdlab.core.stopping import (
     R_BAD_START,
     R_BLOWUP,
     R_BOUND,
@@ -43,17 +48,15 @@ from gdlab.engine.run import (
     R_NONFINITE_LOSS,
     R_NONFINITE_UPDATE,
     R_TARGET,
-    BatchRecord,
-    hyper_shapes,
-    run_batch,
 )
+from gdlab.engine.run import BatchRecord, hyper_shapes, run_batch
 from gdlab.engine.sweeps import basin_map, lr_sweep
 from gdlab.fast import landscape_codegen as lc
 from gdlab.fast import trajectory as tr
 from gdlab.landscapes import make_landscape, parse_expression
 from gdlab.problems import make_problem
 
-#: A custom expression using most of the functions the code generator knows (all exact).
+#: A custom expression using most of the functions the code generator knows.
 EXPR = "sin(x)*exp(-y**2/4) + sqrt(x**2 + y**2 + 1) + abs(x - y)/3 + log(1 + x**2)*cos(3*y) + atan(y) + 2**(y/3)"
 
 LANDSCAPES: dict[str, Any] = {
@@ -75,11 +78,10 @@ LANDSCAPES: dict[str, Any] = {
     "exp": parse_expression("exp(x**2) + exp(y)"),  # the gradient overflows before the loss
 }
 
-#: Batch shapes: no batch axis, one axis, a last axis of 1, two axes, one run, two runs (the calling
-#: modes of the compiled landscapes: NumPy's reductions and einsum change order with the shape).
+#: Batch shapes: no batch axis, one axis, a last axis of 1, two axes, one run, two runs.
 SHAPES: list[tuple[int, ...]] = [(), (5,), (3, 1), (2, 3), (1,), (2,), (2, 1), (1, 2), (1, 1), (9,)]
 
-#: Every optimizer with a fused kernel and every option of its kernel.
+#: Every rule and every option of its element body.
 OPTION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("sgd", {"lr": 1e-3}),
     ("sgd", {"lr": 1e-3, "momentum": 0.9}),
@@ -114,9 +116,11 @@ OPTION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("radam", {"lr": 0.05}),
     ("radam", {"lr": 0.05, "decoupled_weight_decay": True, "weight_decay": 0.1, "maximize": True}),
     ("radam", {"lr": 0.05, "eps_inside_sqrt": True, "weight_decay": 0.1, "betas": (0.3, 0.8)}),
+    ("lion", {"lr": 0.01}),
+    ("lion", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.1, "maximize": True}),
 ]
 
-FUSED_NAMES = sorted({name for name, cls in OPTIMIZERS.items() if cls in tr.KINDS})
+FUSED_NAMES = sorted(RULES)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,7 +132,6 @@ def _compiled() -> None:
     tr.ensure_driver()
     for name, land in LANDSCAPES.items():
         assert tr.prepare(land, wait=True), name
-    tr.prepare(make_landscape("sphere", dim=3), wait=True)
 
 
 @pytest.fixture(autouse=True)
@@ -180,9 +183,17 @@ def assert_same(ref: BatchRecord, got: BatchRecord, what: str = "") -> None:
     assert not bad, f"{what}: fields differ: {bad}"
 
 
+def evaluated_alike(objective: Any) -> Any:
+    """The objective the reference runs on to be compared bit for bit with the fused path: the
+    landscape itself when its evaluation is exact, else its compiled evaluation."""
+    if lc.compile_landscape(objective).exact:
+        return objective
+    return lc.compiled_objective(objective)
+
+
 def both(objective: Any, optimizer: Any, starts: Any, **kw: Any) -> tuple[BatchRecord, BatchRecord]:
     """The reference and the fused record of one call (``backend="fused"`` raises if it cannot)."""
-    ref = run_batch(objective, optimizer, starts, backend="reference", **kw)
+    ref = run_batch(evaluated_alike(objective), optimizer, starts, backend="reference", **kw)
     got = run_batch(objective, optimizer, starts, backend="fused", **kw)
     assert_same(ref, got, f"{getattr(optimizer, 'name', optimizer)} {kw}")
     return ref, got
@@ -198,14 +209,33 @@ def starts_in(land: Any, shape: tuple[int, ...], seed: int, scale: float = 0.8) 
 # ------------------------------------------------------------------------------------------------
 # 1. every optimizer and option, on every landscape
 # ------------------------------------------------------------------------------------------------
-def test_the_landscapes_compile_exactly() -> None:
+def test_every_landscape_is_fused() -> None:
     for name, land in LANDSCAPES.items():
         assert tr.explain(land, make_optimizer("sgd"), np.zeros(land.dim)) == "fused", name
 
 
-def test_the_cases_cover_every_fused_optimizer() -> None:
+def test_the_cases_cover_every_rule() -> None:
     assert {name for name, _ in OPTION_CASES} == set(FUSED_NAMES)
-    assert set(tr.KINDS) >= {type(make_optimizer(name)) for name in FUSED_NAMES}
+
+
+#: (landscape, relative agreement of its NumPy and compiled trajectories over 30 steps).
+TRANSCENDENTAL = [("rastrigin", 1e-9), ("ackley", 1e-9), ("expr", 1e-9)]
+
+
+@pytest.mark.parametrize(("key", "rtol"), TRANSCENDENTAL)
+def test_transcendental_landscapes_agree_with_numpy_within_rounding(key: str, rtol: float) -> None:
+    """NumPy's exp/cos/sin and the C library's differ by an ulp now and then (more with AVX-512): the
+    fused runs on these landscapes follow the NumPy reference within a stated tolerance, not bit for
+    bit; on a well-conditioned run the outcome is the same."""
+    land = LANDSCAPES[key]
+    assert not lc.compile_landscape(land).exact
+    opt = make_optimizer("adam", lr=0.01)
+    x0 = starts_in(land, (6,), seed=4, scale=0.5)
+    ref = run_batch(land, opt, x0, steps=30, backend="reference")
+    got = run_batch(land, opt, x0, steps=30, backend="fused")
+    assert np.array_equal(ref.status_code, got.status_code) and np.array_equal(ref.stopped_at, got.stopped_at)
+    np.testing.assert_allclose(got.positions, ref.positions, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(got.loss, ref.loss, rtol=rtol, atol=1e-12)
 
 
 PARITY_LANDSCAPES = ["rosenbrock", "himmelblau", "rastrigin", "ackley", "beale", "goldstein_price", "quadratic",
@@ -278,6 +308,7 @@ ARRAY_CASES: list[tuple[str, dict[str, Any]]] = [
     ("radam", {"lr": LRS, "betas": (0.9, np.array([0.5, 0.6, 0.9, 0.99, 0.999])), "decoupled_weight_decay": True,
                "weight_decay": np.array([[0.0], [0.1], [0.3]])}),
     ("radam", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.999), "eps_inside_sqrt": True}),
+    ("lion", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.99), "weight_decay": LRS}),
 ]
 
 
@@ -332,6 +363,7 @@ SCHEDULED_OPTIMIZERS: list[tuple[str, dict[str, Any]]] = [
     ("adamax", {}),
     ("adadelta", {}),
     ("adam", {"amsgrad": True}),
+    ("lion", {"weight_decay": 0.1}),
 ]
 
 
@@ -453,8 +485,8 @@ def test_stopping_rules(land: str, name: str, kwargs: dict[str, Any], rules: dic
                               equal_nan=True)
     # without the record: the same outcome and final values, no record arrays
     final = run_batch(objective, opt, x0, steps=40, backend="fused", record=False, **rules)
-    assert_same(run_batch(objective, opt, x0, steps=40, backend="reference", record=False, **rules), final,
-                "record=False")
+    assert_same(run_batch(evaluated_alike(objective), opt, x0, steps=40, backend="reference", record=False, **rules),
+                final, "record=False")
     assert final.positions is None and final.lr is None
     for field in ("status_code", "reason_code", "reason_value", "stopped_at", "n_points", "final_params",
                   "final_loss", "final_grad_norm"):
@@ -608,21 +640,13 @@ def test_lr_sweep_and_basin_map_use_the_fused_path(fused_calls: list[int]) -> No
 # ------------------------------------------------------------------------------------------------
 # 7. what the fused path does not take
 # ------------------------------------------------------------------------------------------------
-class _MyAdam(Adam):
-    """A subclass: its update may differ from Adam's, so it is not fused."""
-
-
 NOT_FUSED: list[tuple[str, Any, Any, np.ndarray, str]] = [
     ("newton", LANDSCAPES["rosenbrock"], make_optimizer("newton", damping=1.0), np.array([[-1.2, 1.0], [0.5, 0.5]]),
-     "not elementwise"),
-    ("lbfgs", LANDSCAPES["rosenbrock"], make_optimizer("lbfgs", lr=1.0), np.array([-1.2, 1.0]), "not elementwise"),
+     "not an elementwise rule"),
+    ("lbfgs", LANDSCAPES["rosenbrock"], make_optimizer("lbfgs", lr=1.0), np.array([-1.2, 1.0]),
+     "not an elementwise rule"),
     ("sam", LANDSCAPES["himmelblau"], make_optimizer("sam", base="adam", rho=0.05), np.array([[1.0, 1.0], [-2, 2]]),
-     "not elementwise"),
-    ("subclass", LANDSCAPES["himmelblau"], _MyAdam(lr=0.1), np.array([[1.0, 1.0]]), "no fused trajectory kernel"),
-    ("tanh expression", parse_expression("tanh(x) + y**2"), make_optimizer("adam", lr=0.1), np.array([[1.0, 1.0]]),
-     "'tanh'"),
-    ("quadratic dim=3", make_landscape("quadratic", dim=3), make_optimizer("sgd", lr=0.1), np.ones((2, 3)),
-     "two dimensions only"),
+     "not an elementwise rule"),
     ("rosenbrock dim=20", make_landscape("rosenbrock", dim=20), make_optimizer("adam", lr=1e-3), np.zeros((2, 20)),
      "20 dimensions"),
     ("quadratic objective", Quadratic(np.diag([2.0, 20.0])), make_optimizer("sgd", lr=0.01), np.ones((3, 2)),
@@ -642,22 +666,17 @@ def test_what_is_not_fused_takes_the_reference(what: str, objective: Any, opt: A
     assert not fused_calls
 
 
-def test_a_landscape_equal_to_rounding_only_is_fused_only_on_request(fused_calls: list[int]) -> None:
-    """The N-D sphere's compiled sum is not NumPy's einsum order: "auto" keeps the reference,
-    ``backend="fused"`` runs it anyway (documented), within rounding of the reference."""
-    land = make_landscape("sphere", dim=3)
-    if lc.compile_landscape(land).verdict == "exact":
-        pytest.skip("NumPy's einsum sums in the compiled order on this machine")
-    opt = make_optimizer("adam", lr=0.05)
-    x0 = starts_in(land, (6,), seed=2)
-    assert "rounding only" in tr.explain(land, opt, x0, 30)
-    ref = run_batch(land, opt, x0, steps=30, backend="reference")
-    assert_same(ref, run_batch(land, opt, x0, steps=30), "auto")
-    assert not fused_calls
-    close = run_batch(land, opt, x0, steps=30, backend="fused")
-    assert len(fused_calls) == 1
-    assert np.array_equal(close.status_code, ref.status_code)
-    np.testing.assert_allclose(close.loss, ref.loss, rtol=1e-12, atol=1e-300)
+def test_a_subclass_and_more_dimensions_are_fused() -> None:
+    """What the previous design refused: a subclass of a rule (it runs its own body) and a quadratic
+    in three dimensions (every landscape up to 16 dimensions has a compiled form)."""
+
+    class Slower(RULES["adam"]):
+        pass
+
+    both(LANDSCAPES["himmelblau"], Slower(lr=0.1), np.array([[1.0, 1.0], [-2.0, 2.0]]), steps=20)
+    quadratic = make_landscape("quadratic", dim=3)
+    both(quadratic, make_optimizer("sgd", lr=0.1, momentum=0.5), np.ones((2, 3)), steps=20)
+    both(parse_expression("tanh(x) + y**2"), make_optimizer("adam", lr=0.1), np.array([[1.0, 1.0]]), steps=20)
 
 
 def test_batched_lbfgs_is_refused_by_the_fused_backend() -> None:
@@ -683,5 +702,5 @@ def test_problems_take_the_reference(fused_calls: list[int]) -> None:
 def test_too_many_distinct_hyperparameters_for_the_tables() -> None:
     land = LANDSCAPES["himmelblau"]
     many = make_optimizer("sgd", lr=np.linspace(1e-4, 1e-2, 2**19))
-    assert "per-step tables larger than" in tr.explain(land, many, np.zeros(2), steps=10)
+    assert "per-step tables larger than" in tr.explain(land, many, np.zeros(2), steps=30)
     assert tr.explain(land, many, np.zeros(2), steps=2) == "fused"

@@ -13,8 +13,9 @@ from hypothesis.extra.numpy import arrays
 
 from gdlab.core.objective import GivenGradient
 from gdlab.core.optimizers import OPTIMIZERS, make_optimizer
+from gdlab.core.rule import Rule
 
-ELEMENTWISE = sorted(name for name, cls in OPTIMIZERS.items() if cls.elementwise)
+ELEMENTWISE = sorted(name for name, cls in OPTIMIZERS.items() if issubclass(cls, Rule))
 
 
 def _names(cls) -> set[str]:

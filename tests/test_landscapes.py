@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import math
+import re
 import warnings
 
 import numpy as np
 import pytest
 import sympy
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 from gdlab.core.objective import Rosenbrock as CoreRosenbrock
@@ -20,6 +24,8 @@ from gdlab.landscapes import (
     list_landscapes,
     make_landscape,
 )
+from gdlab.landscapes.printer import program_from_sympy
+from gdlab.landscapes.program import MAX_PROGRAM_DIM, PointProgram, ProgramError, StraightLine
 
 # Every registered landscape with default parameters, plus N-D and parameterised variants.
 CASES: list[tuple[str, dict]] = [(name, {}) for name in LANDSCAPES] + [
@@ -120,20 +126,24 @@ def test_derivatives_match_sympy(land: Landscape) -> None:
 
 
 def test_value_and_grad_agree(land: Landscape) -> None:
+    """``value`` and ``grad`` are ``value_and_grad``'s program pruned: the same numbers."""
     x = points_in_domain(land, 5, seed=3)
     v, g = land.value_and_grad(x)
-    np.testing.assert_allclose(v, land.value(x), rtol=1e-14, atol=1e-14)
-    np.testing.assert_allclose(g, land.grad(x), rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(v, land.value(x))
+    np.testing.assert_array_equal(g, land.grad(x))
 
 
 def test_batched_equals_per_point(land: Landscape) -> None:
+    """Bit for bit when the program is exact; to rounding otherwise (NumPy's transcendental functions
+    may take another code path on a single point)."""
     x = points_in_domain(land, 12, seed=4).reshape(3, 4, land.dim)
     v, g, H = land.value(x), land.grad(x), land.hessian(x)
     assert v.shape == (3, 4) and g.shape == x.shape and H.shape == (3, 4, land.dim, land.dim)
+    tol = 0.0 if land.program().exact else 1e-14
     for i in range(3):
         for j in range(4):
-            np.testing.assert_allclose(v[i, j], land.value(x[i, j]), rtol=1e-14, atol=1e-14)
-            np.testing.assert_allclose(g[i, j], land.grad(x[i, j]), rtol=1e-14, atol=1e-14)
+            np.testing.assert_allclose(v[i, j], land.value(x[i, j]), rtol=tol, atol=tol)
+            np.testing.assert_allclose(g[i, j], land.grad(x[i, j]), rtol=tol, atol=tol)
             np.testing.assert_allclose(H[i, j], land.hessian(x[i, j]), rtol=1e-14, atol=1e-14)
     # a single point gives a 0-d value
     assert land.value(x[0, 0]).shape == ()
@@ -324,9 +334,13 @@ def test_rosenbrock_nd_matches_core_and_has_local_minimum() -> None:
     land = make_landscape("rosenbrock", dim=5)
     core = CoreRosenbrock()
     x = points_in_domain(land, 8)
-    np.testing.assert_array_equal(land.value(x), core.value(x))
-    np.testing.assert_array_equal(land.grad(x), core.grad(x))
+    np.testing.assert_allclose(land.value(x), core.value(x), rtol=1e-14)  # the program sums in its own order
+    np.testing.assert_allclose(land.grad(x), core.grad(x), rtol=1e-13, atol=1e-12)
     np.testing.assert_array_equal(land.hessian(x), core.hessian(x))
+    wide = make_landscape("rosenbrock", dim=MAX_PROGRAM_DIM + 4)  # no program: the core's NumPy
+    x = points_in_domain(wide, 8)
+    np.testing.assert_array_equal(wide.value(x), core.value(x))
+    np.testing.assert_array_equal(wide.grad(x), core.grad(x))
     assert land.global_minima[0].location == (1.0,) * 5
     (local,) = land.local_minima
     assert local.location[0] == pytest.approx(-1.0, abs=0.1) and local.value == pytest.approx(3.93, abs=0.01)
@@ -406,3 +420,211 @@ def test_describe_and_list_are_json_ready() -> None:
     with pytest.raises(ValueError):
         describe_landscape(land, dim=2)
     json.dumps(describe_landscape("rosenbrock", dim=5))
+
+
+# -- point programs --------------------------------------------------------------------------------
+def test_programs_up_to_max_dim_and_memoised() -> None:
+    for name in ("rosenbrock", "rastrigin", "ackley", "styblinski_tang", "sphere", "quadratic"):
+        land = make_landscape(name, dim=MAX_PROGRAM_DIM)
+        program = land.program()
+        assert isinstance(program, PointProgram) and program.dim == MAX_PROGRAM_DIM
+        assert make_landscape(name, dim=MAX_PROGRAM_DIM).program() is program  # memoised per parameters
+        wide = make_landscape(name, dim=MAX_PROGRAM_DIM + 1)
+        assert wide.program() is None and "at most 16" in wide.program_or_reason()
+        x = points_in_domain(wide, 3)
+        v, g = wide.value_and_grad(x)
+        assert v.shape == (3,) and g.shape == x.shape and np.all(np.isfinite(g))
+    assert make_landscape("quadratic", condition=5.0).program() is not make_landscape("quadratic").program()
+    assert make_landscape("himmelblau").program() is make_landscape("himmelblau").program()
+
+
+def test_programs_use_only_their_grammar(land: Landscape) -> None:
+    program = land.program()
+    assert "**" not in program.source and "np." not in program.source and "import" not in program.source
+    if program.exact:
+        assert "power(" not in program.source and "exp(" not in program.source
+
+
+def test_quadratic_programs_are_written_out_from_the_matrix() -> None:
+    land = make_landscape("quadratic", condition=10.0, angle=30.0)
+    A = land.A
+    source = land.program().value_grad_source
+    assert repr(float(A[0, 0])) in source and repr(float(A[1, 1])) in source
+    x = points_in_domain(land, 50)
+    np.testing.assert_allclose(land.grad(x), x @ A.T, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(land.value(x), 0.5 * np.einsum("ni,ij,nj->n", x, A, x), rtol=1e-13)
+    assert make_landscape("saddle").program().value_grad_source.count("*x") == 2  # zero entries left out
+    np.testing.assert_array_equal(land.hessian(x), np.broadcast_to(A, (50, 2, 2)))
+
+
+def _x_y() -> tuple[sympy.Symbol, sympy.Symbol]:
+    return sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
+
+
+@pytest.mark.parametrize(
+    ("power", "printed"),
+    [
+        (2, "x0*x0"),
+        (3, "x0*(x0*x0)"),
+        (-1, "1.0/x0"),
+        (-3, "1.0/(x0*(x0*x0))"),
+        (sympy.Rational(1, 2), "sqrt(x0)"),
+        (-sympy.Rational(1, 2), "1.0/sqrt(x0)"),
+        (sympy.Rational(3, 2), "power(x0, 1.5)"),
+        (sympy.Float(0.3), "power(x0, 0.3)"),
+    ],
+)
+def test_powers_are_printed_as_chains_roots_or_power(power: sympy.Expr, printed: str) -> None:
+    x, _ = _x_y()
+    program = program_from_sympy([x], x**power, [sympy.S.Zero])
+    assert f"return {printed}, 0.0" in program.value_grad_source
+    assert program.exact == ("power" not in printed)
+
+
+def test_a_high_power_is_a_chain_of_squares() -> None:
+    x, y = _x_y()
+    source = program_from_sympy([x, y], x**4 + 2**y, [x**13, y]).value_grad_source
+    assert "t0 = x0*x0" in source and "t1 = t0*t0" in source and "power(2.0, x1)" in source
+    assert "x0*t1*(t1*t1)" in source  # 13 = 1 + 4 + 8
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        (lambda x, y: sympy.sqrt(-(x**2)), "the constant I is not a real number"),
+        (lambda x, y: x + sympy.nan, "not finite"),
+        (lambda x, y: sympy.Min(x, y), "Min"),
+        (lambda x, y: sympy.gamma(x), "gamma"),
+        (lambda x, y: sympy.Piecewise((x, x > 0)), "undefined where no condition holds"),
+        (lambda x, y: sympy.Piecewise((x, (x > 0) & (y > 0)), (y, True)), "not a comparison"),
+        (lambda x, y: x + sympy.Symbol("z"), "unknown variable z"),
+    ],
+)
+def test_printer_refuses_what_has_no_program_form(expr, words: str) -> None:
+    x, y = _x_y()
+    with pytest.raises(ProgramError, match=words):
+        program_from_sympy([x, y], expr(x, y), [x, y])
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("def value_grad(x0):\n    return x0, 1\n", "only finite float literals"),
+        ("def value_grad(x0):\n    return x0, 1e999\n", "only finite float literals"),
+        ("def value_grad(x0):\n    return x0, x0**2.0\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0, x0.real\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0, np.exp(x0)\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0, open(x0)\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0, exp(x0, x0)\n", "takes 1 positional"),
+        ("def value_grad(x0):\n    return x0, select(x0, x0, x0)\n", "not a comparison"),
+        ("def value_grad(x0):\n    t0 = x0 > 0.0\n    return t0, x0\n", "not a number"),
+        ("def value_grad(x0):\n    t0 = x0\n    t0 = 2.0*x0\n    return t0, x0\n", "assigned twice"),
+        ("def value_grad(x0):\n    exp = x0\n    return exp, x0\n", "shadows"),
+        ("def value_grad(x0):\n    return t0, x0\n", "not a number defined before"),
+        ("def value_grad(x0):\n    import os\n    return x0, x0\n", "only 'name = expression'"),
+        ("def value_grad(x0):\n    return (x0, x0)[0], x0\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0\n", "returning a tuple"),
+        ("def value_grad(x0, x1):\n    return x0, x0\n", "expected 'def value_grad(x0):'"),
+        ("@njit\ndef value_grad(x0):\n    return x0, x0\n", "expected 'def value_grad(x0):'"),
+        ("def value_grad(x0):\n    return x0, x0\nimport os\n", "one function definition"),
+        ("def value_grad(x0):\n    return x0,\n", "must return 2 value"),
+        ("def value_grad(x0):\n    return x0, (x0 if x0 else x0)\n", "not allowed"),
+        ("def value_grad(x0):\n    return x0, lambda: x0\n", "not allowed"),
+    ],
+)
+def test_program_checker_refuses_anything_outside_the_grammar(source: str, words: str) -> None:
+    with pytest.raises(ProgramError, match=re.escape(words)):
+        PointProgram(1, source, "def grad(x0):\n    return x0,\n")
+
+
+def test_program_exactness_is_derived_from_the_text() -> None:
+    grad = "def grad(x0):\n    return sign(x0),\n"
+    assert PointProgram(1, "def value_grad(x0):\n    return absolute(x0), sign(x0)\n", grad).exact
+    assert not PointProgram(1, "def value_grad(x0):\n    return exp(x0), sign(x0)\n", grad).exact
+    assert not PointProgram(1, "def value_grad(x0):\n    return x0, x0\n", "def grad(x0):\n    return log(x0),\n").exact
+    line = StraightLine((("t0", "x0*x0"), ("t1", "t0*x0"), ("t2", "2.0*x0")), ("t1", "t2"))
+    assert line.pick([1]) == StraightLine((("t2", "2.0*x0"),), ("t2",))
+    assert line.pick([0]).statements == (("t0", "x0*x0"), ("t1", "t0*x0"))
+
+
+# Exact rational evaluation: with constants that are doubles exactly, every literal of a program is
+# exact, so a program free of square roots evaluated in fractions gives exactly the formula's value.
+def _fraction_namespace() -> dict:
+    from fractions import Fraction
+
+    return {
+        "F": Fraction,
+        "select": lambda c, a, b: a if c else b,
+        "absolute": abs,
+        "sign": lambda v: Fraction(1) if v > 0 else (Fraction(-1) if v < 0 else v),
+        "maximum": lambda a, b: a if a >= b else b,
+    }
+
+
+class _Exactly(ast.NodeTransformer):
+    """Float literals → ``F(literal)`` (exact fractions)."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        return ast.Call(ast.Name("F", ast.Load()), [node], [])
+
+
+def _run_in_fractions(source: str, args: list) -> tuple:
+    tree = ast.fix_missing_locations(_Exactly().visit(ast.parse(source)))
+    namespace = _fraction_namespace()
+    exec(compile(tree, "<exact>", "exec"), namespace)
+    return namespace["value_grad"](*args)
+
+
+def _dyadic(expr: sympy.Expr) -> bool:
+    """Every number of ``expr`` is a double exactly (p/2ᵏ with |p| < 2⁵³)."""
+    return all(int(r.q) & (int(r.q) - 1) == 0 and abs(int(r.p)) < 2**53 for r in expr.atoms(sympy.Rational))
+
+
+_X, _Y = _x_y()
+_SYMPY_LEAVES = st.sampled_from([_X, _Y, sympy.Integer(2), sympy.Integer(-3), sympy.Rational(3, 4), sympy.Integer(5)])
+
+
+def _sympy_combine(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        st.tuples(children, children).map(lambda t: t[0] + t[1]),
+        st.tuples(children, children).map(lambda t: t[0] - t[1]),
+        st.tuples(children, children).map(lambda t: t[0] * t[1]),
+        st.tuples(children, children).map(lambda t: t[0] / t[1]),
+        st.tuples(children, st.sampled_from([2, 3, 4, 7, -1, -2])).map(lambda t: t[0] ** t[1]),
+        children.map(sympy.Abs),
+        children.map(sympy.sign),
+        st.tuples(children, children).map(lambda t: sympy.Max(t[0], t[1])),
+        st.tuples(children, children, children).map(lambda t: sympy.Piecewise((t[0], t[1] > t[2]), (t[2], True))),
+    )
+
+
+_SYMPY_EXPRS = st.recursive(_SYMPY_LEAVES, _sympy_combine, max_leaves=7)
+_DYADIC_POINTS = st.tuples(*[st.integers(-64, 64).map(lambda k: sympy.Rational(k, 8))] * 2)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_SYMPY_EXPRS, min_size=3, max_size=3), st.lists(_DYADIC_POINTS, min_size=1, max_size=4))
+def test_printed_programs_compute_the_formula_exactly(exprs: list, points: list) -> None:
+    """The printer keeps the formula's algebra: in exact arithmetic the program is the formula."""
+    from fractions import Fraction
+
+    assume(all(_dyadic(e) and not e.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) for e in exprs))
+    try:
+        program = program_from_sympy([_X, _Y], exprs[0], exprs[1:])
+    except ProgramError:
+        assume(False)
+        return
+    assert program.exact
+    for px, py in points:
+        try:
+            expected = [e.xreplace({_X: px, _Y: py}) for e in exprs]
+        except (ValueError, TypeError):  # SymPy refuses Max(…, nan) and comparisons with zoo
+            continue
+        if any(not v.is_Rational for v in expected):  # a pole at this point
+            continue
+        try:
+            got = _run_in_fractions(program.value_grad_source, [Fraction(int(px.p), int(px.q)),
+                                                                Fraction(int(py.p), int(py.q))])
+        except ZeroDivisionError:  # a removable singularity SymPy cancelled symbolically
+            continue
+        assert [Fraction(int(v.p), int(v.q)) for v in expected] == list(got), program.value_grad_source

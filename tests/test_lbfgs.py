@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from torch_oracle import rel_err, torch_rosenbrock
 
 from gdlab.core.objective import FunctionObjective, GivenGradient, Objective, Quadratic, Rosenbrock
+from gdlab.core.optimizer import GradientOptimizer, Optimizer
 from gdlab.core.optimizers import make_optimizer
 from gdlab.core.optimizers.lbfgs import LBFGS, cubic_minimizer, strong_wolfe
 
@@ -280,8 +281,7 @@ def test_batched_params_are_refused():
 def test_refusals():
     opt = make_optimizer("lbfgs")
     p = np.zeros(2)
-    with pytest.raises(TypeError, match="lbfgs needs an objective"):
-        opt.update(np.ones(2), opt.init(p), p)
+    assert isinstance(opt, Optimizer) and not isinstance(opt, GradientOptimizer) and not hasattr(opt, "update")
     with pytest.raises(TypeError, match="loss value"):
         opt.step(GivenGradient(np.ones(2)), p, opt.init(p))
     with pytest.raises(ValueError, match="c1 < c2"):
@@ -290,3 +290,56 @@ def test_refusals():
         make_optimizer("lbfgs", line_search_fn="wolfe")
     with pytest.raises(ValueError, match="history_size=0"):
         make_optimizer("lbfgs", history_size=0)
+
+
+class _Counting(Objective):
+    """Rosenbrock that counts the points where it is evaluated (value, gradient or both)."""
+
+    def __init__(self) -> None:
+        self.inner = Rosenbrock()
+        self.points = 0
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        self.points += 1
+        return self.inner.value(x)
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        self.points += 1
+        return self.inner.grad(x)
+
+    def value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.points += 1
+        return self.inner.value_and_grad(x)
+
+
+def test_a_step_reuses_the_line_searchs_last_evaluation():
+    """One evaluation per trial point, as torch.optim.LBFGS: on 10-D Rosenbrock as many iterations as
+    torch and no more evaluations (before, every step evaluated its start again)."""
+    kwargs = {"tolerance_grad": 1e-10, "tolerance_change": 1e-12}
+    x0 = np.where(np.arange(10) % 2 == 0, -1.2, 1.0)
+    objective = _Counting()
+    opt = make_optimizer("lbfgs", line_search_fn="strong_wolfe", **kwargs)
+    x, state, iterations = x0.copy(), opt.init(x0), 0
+    for _ in range(500):
+        new, state, _ = opt.step(objective, x, state)
+        if np.array_equal(new, x):
+            break
+        x, iterations = new, iterations + 1
+    assert objective.points == state["func_evals"]
+    p = torch.tensor(x0, requires_grad=True)
+    reference = torch.optim.LBFGS([p], lr=1, max_iter=1000, line_search_fn="strong_wolfe", history_size=100,
+                                  **kwargs)
+    calls = []
+
+    def closure() -> torch.Tensor:
+        calls.append(1)
+        reference.zero_grad()
+        loss = torch_rosenbrock(p)
+        loss.backward()
+        return loss
+
+    reference.step(closure)
+    assert iterations == reference.state[p]["n_iter"]
+    # the last step evaluates once more, to find it has converged, and does not move
+    assert objective.points <= len(calls) + 1
+    np.testing.assert_allclose(x, p.detach().numpy(), rtol=1e-6, atol=1e-6)

@@ -28,6 +28,7 @@ from torch_oracle import rel_err
 
 from gdlab.core.objective import Quadratic
 from gdlab.core.optimizers import OPTIMIZERS, make_optimizer
+from gdlab.core.rule import Rule
 from gdlab.core.schedules import SCHEDULES, make_schedule
 
 S = torch.optim.lr_scheduler
@@ -317,7 +318,7 @@ TORCH_OPTIMIZERS: dict[str, tuple[type, dict[str, Any]]] = {
     "nadam": (torch.optim.NAdam, {}),
     "radam": (torch.optim.RAdam, {}),
 }
-WITH_TORCH = [n for n in TORCH_OPTIMIZERS if n in OPTIMIZERS and OPTIMIZERS[n].elementwise]
+WITH_TORCH = [n for n in TORCH_OPTIMIZERS if n in OPTIMIZERS and issubclass(OPTIMIZERS[n], Rule)]
 DRIVING = [
     ("step", {"step_size": 40, "gamma": 0.5}, lambda o: S.StepLR(o, 40, 0.5)),
     ("cosine", {"T_max": 90, "eta_min": 1e-4}, lambda o: S.CosineAnnealingLR(o, 90, 1e-4)),
@@ -347,7 +348,7 @@ def test_schedule_drives_optimizer_like_torch(opt_name, sched_name, kw, make, st
     assert rel_err(np.array(traj), ref) <= 1e-12
 
 
-@pytest.mark.parametrize("opt_name", [n for n, c in OPTIMIZERS.items() if c.elementwise])
+@pytest.mark.parametrize("opt_name", [n for n, c in OPTIMIZERS.items() if issubclass(c, Rule)])
 def test_batched_scheduled_rates_equal_individual_runs(opt_name, stream):
     x0, grads = stream
     sched = make_schedule("cosine_warm_restarts", T_0=15)
@@ -412,10 +413,10 @@ def test_textbook_nesterov_lookahead_vs_torch_nesterov(scheduled):
     sched = make_schedule("step", step_size=20, gamma=0.5) if scheduled else make_schedule("constant")
     opt = make_optimizer("nesterov", lr=lr, momentum=0.9)
     p, state = x0.copy(), opt.init(x0)
-    looks = [opt.lookahead(p, state)]
+    looks = [opt.gradient_point(p, state)]
     for t in range(steps):
         p, state, _ = opt.step(objective, p, state, lr=sched(t, lr))
-        looks.append(opt.lookahead(p, state))
+        looks.append(opt.gradient_point(p, state))
     make = (lambda o: S.StepLR(o, 20, 0.5)) if scheduled else None
     ref = _torch_sgd_on(objective, x0, steps, {"lr": lr, "momentum": 0.9, "nesterov": True}, make)
     err = rel_err(np.array(looks), ref)

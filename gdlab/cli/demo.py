@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from gdlab.cli import options as o
 from gdlab.core.objective import Quadratic
 from gdlab.core.optimizers import make_optimizer
 
@@ -24,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 1 <= args.steps <= 100_000:
-        raise ValueError(f"--steps must be between 1 and 100000, got {args.steps}")
+    if not 1 <= args.steps <= o.MAX_STEPS:
+        raise o.usage(f"--steps must be between 1 and {o.MAX_STEPS}, got {args.steps}")
     bowl = Quadratic(np.diag([2.0, 20.0]))  # ½xᵀAx = x² + 10y²
     print(f"f(x, y) = x² + 10y² from (5, 5), {args.steps} steps")
     print(f"{'optimizer':<34} {'final loss':>12} {'x':>10} {'y':>10}")

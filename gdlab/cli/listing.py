@@ -24,13 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def optimizers_info() -> list[dict[str, Any]]:
+    from gdlab.core.optimizer import GradientOptimizer
     from gdlab.core.optimizers import OPTIMIZERS
+    from gdlab.core.rule import Rule
 
     out = []
     for name, cls in OPTIMIZERS.items():
         doc = (cls.__doc__ or "").strip().splitlines()
         out.append({"name": name, "family": cls.family, "summary": doc[0] if doc else "",
-                    "needs": cls.needs, "elementwise": cls.elementwise,
+                    "needs": cls.needs, "elementwise": issubclass(cls, Rule),
+                    "gradient_only": issubclass(cls, GradientOptimizer),
                     "hyperparams": describe(o.optimizer_specs(name))})
     return out
 

@@ -12,9 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from gdlab import __version__
+from gdlab._version import __version__
 from gdlab.cli import analyze, compare, demo, gallery, listing, schedule, serve, sweep, train
 from gdlab.cli import run as run_command
+from gdlab.cli.errors import UsageError
 
 #: (name, help, add_arguments, run) of every subcommand.
 Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -31,10 +32,6 @@ COMMANDS: list[Command] = [
     sweep.COMMAND,
     gallery.COMMAND,
 ]
-
-
-class UsageError(Exception):
-    """A user mistake on the command line: reported in one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):

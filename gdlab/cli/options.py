@@ -11,8 +11,8 @@ Every command parses user values through this module, so the rules are the same 
 - run specs (``gdlab compare --optimizer``): ``[LABEL=]NAME[:k=v,k=v...][+SCHEDULE[:k=v,...]]``,
   pairs inside written with ``/`` (``adam:lr=0.1,betas=0.9/0.99``).
 
-Mistakes raise :class:`~gdlab.cli.main.UsageError` (or ``ValueError``) naming the option, which
-``gdlab`` prints as one line with exit code 2.
+Mistakes raise :class:`~gdlab.cli.errors.UsageError` (or ``ValueError``) naming the option, which
+``gdlab`` prints as one line with exit code 2. The limits are :data:`gdlab.core.limits.LIMITS`.
 """
 
 from __future__ import annotations
@@ -28,27 +28,18 @@ from typing import Any
 
 import numpy as np
 
+from gdlab.cli.errors import usage
 from gdlab.core.hyper import Hyper, suggest
+from gdlab.core.limits import LIMITS
 
 #: Most steps a command accepts (``--steps``).
-MAX_STEPS = 100_000
-#: Most runs × steps of one sweep command.
-MAX_WORK = 200_000_000
+MAX_STEPS = LIMITS.max_steps
+#: Most runs × steps of one command.
+MAX_WORK = LIMITS.max_work
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 _NONE = {"none", "null"}
-
-
-def _usage_error_class() -> type[Exception]:
-    from gdlab.cli import main
-
-    return main.UsageError
-
-
-def usage(message: str) -> Exception:
-    """The exception to raise for a user mistake: ``raise usage("...")``."""
-    return _usage_error_class()(message)
 
 
 # ------------------------------------------------------------------------------------------------

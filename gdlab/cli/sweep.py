@@ -31,10 +31,11 @@ import numpy as np
 from gdlab.cli import options as o
 from gdlab.cli import plotting
 from gdlab.cli.run import add_optimizer_arguments, add_schedule_arguments
+from gdlab.core.limits import LIMITS
 from gdlab.engine.sweeps import basin_map, lr_sweep
 
-MAX_LRS = 1000
-MAX_GRID = 400
+MAX_LRS = LIMITS.max_lrs
+MAX_GRID = LIMITS.max_grid
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ batched computation (see :mod:`gdlab.core.batching`).
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ class Hyper:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind == "bool":
             return "true or false"
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
+        # values must be finite, so an unbounded side is open: "[0, inf)" accepts every x ≥ 0 but inf
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
         return f"{left}{lo}, {hi}{right}"
@@ -187,6 +189,26 @@ def describe(specs: tuple[Hyper, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def signature_of(specs: tuple[Hyper, ...]) -> inspect.Signature:
+    """The keyword signature ``(name=default, ...)`` of these specs."""
+    return inspect.Signature(
+        [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default) for s in specs]
+    )
+
+
+def parameters_section(specs: tuple[Hyper, ...]) -> str:
+    """A docstring section listing each hyperparameter, its default, its range and its meaning."""
+    lines = ["Parameters", "----------"]
+    for s in specs:
+        allowed = s.range_text()
+        if s.kind in ("real", "pair") and s.batchable:
+            allowed += "; an array gives one value per run"
+        lines.append(f"{s.name} : {s.kind}, default {s.default!r}, {allowed}")
+        if s.doc:
+            lines.append(f"    {s.doc}")
+    return "\n".join(lines)
+
+
 class Configurable:
     """Base for objects configured by declared hyperparameters (optimizers, schedules, transforms).
 
@@ -196,6 +218,17 @@ class Configurable:
 
     name: str = ""
     hyperparams: tuple[Hyper, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give each class the explicit signature of its declared hyperparameters (``help`` and
+        ``inspect.signature`` show ``Adam(lr=0.001, betas=(0.9, 0.999), ...)``), and a docstring
+        section listing them with their ranges, unless the class defines its own ``__init__``."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__ or "hyperparams" not in cls.__dict__:
+            return
+        cls.__signature__ = signature_of(cls.hyperparams)  # type: ignore[attr-defined]
+        if cls.__doc__ and cls.hyperparams:
+            cls.__doc__ = cls.__doc__.rstrip() + "\n\n" + parameters_section(cls.hyperparams)
 
     def __init__(self, **kwargs: Any) -> None:
         values = validate_hyperparams(type(self).hyperparams, kwargs, type(self).name or type(self).__name__)

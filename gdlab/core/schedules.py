@@ -18,9 +18,12 @@ closed-form ones and the loss-driven ``plateau`` alike::
         ...
         state = sched.observe(state, loss, base_lr)  # no-op unless sched.needs_loss
 
-A schedule drives any optimizer through :meth:`gdlab.core.optimizer.Optimizer.update`'s ``lr``
-argument. The closed forms are evaluated directly (not by PyTorch's chainable recursion), so they
-agree with ``torch.optim.lr_scheduler`` to a few units in the last place, not always bit for bit.
+A schedule drives any optimizer through the ``lr`` argument of ``update``/``step``. The closed forms
+are evaluated directly (not by PyTorch's chainable recursion), so they agree with
+``torch.optim.lr_scheduler`` to a few units in the last place, not always bit for bit. Their powers
+and cosines are computed by :mod:`gdlab.core.scalarmath`, element by element with the C library, so
+the rate of a step is the same number whether it is asked for alone or in a whole curve: the
+step-by-step reference and the fused trajectories (which take a whole table at once) agree.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gdlab.core.hyper import Configurable, Hyper, lookup
+from gdlab.core.scalarmath import cos, power
 
 ScheduleState = dict[str, Any]
 
@@ -206,7 +210,7 @@ class StepLR(Schedule):
     hyperparams = (_int("step_size", None, doc="period s of the decay, in steps"), GAMMA_DECAY)
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
-        return base * np.asarray(self.gamma) ** (t // self.step_size)
+        return base * power(self.gamma, t // self.step_size)
 
 
 class MultiStepLR(Schedule):
@@ -221,7 +225,7 @@ class MultiStepLR(Schedule):
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         passed = np.searchsorted(np.asarray(self.milestones, dtype=np.int64), t, side="right")
-        return base * np.asarray(self.gamma) ** passed
+        return base * power(self.gamma, passed)
 
 
 class ExponentialLR(Schedule):
@@ -231,12 +235,12 @@ class ExponentialLR(Schedule):
     hyperparams = (Hyper("gamma", None, low=0.0, doc="per-step decay factor γ"),)
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
-        return base * np.asarray(self.gamma) ** t
+        return base * power(self.gamma, t)
 
 
 def _cosine(base: np.ndarray, eta_min: Any, num: np.ndarray, den: Any) -> np.ndarray:
     """η_min + (η₀ − η_min)(1 + cos(π num/den))/2, in PyTorch's order of operations."""
-    return eta_min + (base - eta_min) * (1 + np.cos(math.pi * num / den)) / 2
+    return eta_min + (base - eta_min) * (1 + cos(math.pi * num / den)) / 2
 
 
 class CosineAnnealingLR(Schedule):
@@ -332,7 +336,7 @@ class WarmupCosine(Schedule):
         warm, total = self.warmup_steps, self.total_steps
         ramp = base * t / max(warm, 1)
         progress = (np.minimum(t, total) - warm) / (total - warm)
-        decay = self.eta_min + (base - self.eta_min) * 0.5 * (1 + np.cos(progress * math.pi))
+        decay = self.eta_min + (base - self.eta_min) * 0.5 * (1 + cos(progress * math.pi))
         return np.where(t < warm, ramp, decay)
 
 
@@ -377,7 +381,7 @@ class OneCycleLR(Schedule):
 
     def _anneal(self, a: Any, b: Any, pct: np.ndarray) -> np.ndarray:
         if self.anneal_strategy == "cos":
-            return b + (a - b) / 2.0 * (np.cos(math.pi * pct) + 1)
+            return b + (a - b) / 2.0 * (cos(math.pi * pct) + 1)
         return (b - a) * pct + a
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -415,7 +419,7 @@ class PolynomialLR(Schedule):
     )
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
-        return base * (1.0 - np.minimum(self.total_iters, t) / self.total_iters) ** np.asarray(self.power)
+        return base * power(1.0 - np.minimum(self.total_iters, t) / self.total_iters, self.power)
 
 
 class CyclicLR(Schedule):
@@ -454,8 +458,8 @@ class CyclicLR(Schedule):
         if self.mode == "triangular":
             return base + height * 1.0
         if self.mode == "triangular2":
-            return base + height * (1 / (2.0 ** (cycle - 1)))
-        return base + height * np.asarray(self.gamma) ** t
+            return base + height * (1 / power(2.0, cycle - 1))
+        return base + height * power(self.gamma, t)
 
 
 # -- the stateful one -------------------------------------------------------------------------

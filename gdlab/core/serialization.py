@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-import gdlab
+from gdlab._version import __version__
 from gdlab.core.optimizer import Optimizer, State
 from gdlab.core.transforms import Chain
 
@@ -53,7 +53,7 @@ def save_state(path: str | os.PathLike[str], optimizer: Optimizer, state: State)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "gdlab_version": gdlab.__version__,
+        "gdlab_version": __version__,
         "optimizer": optimizer.name,
         "step": _encode(state["step"], arrays, "state['step']"),
         "hyperparams": _encode(optimizer.get_params(), arrays, "hyperparams"),
@@ -174,7 +174,7 @@ def _read_meta(raw: np.ndarray | None, where: str) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise ValueError(
             f"{where}: unsupported gdlab state format version {version!r} (written by gdlab "
-            f"{meta.get('gdlab_version', '?')}); this gdlab {gdlab.__version__} reads version {FORMAT_VERSION}"
+            f"{meta.get('gdlab_version', '?')}); this gdlab {__version__} reads version {FORMAT_VERSION}"
         )
     return meta
 

@@ -45,8 +45,9 @@ import numpy as np
 from gdlab.core.batching import as_params, batch_shape, check_like, expand, per_run, run_all_finite
 from gdlab.core.hyper import Configurable, Hyper, lookup
 from gdlab.core.objective import Objective
-from gdlab.core.optimizer import Optimizer, State, StepResult, _merge_state
-from gdlab.core.optimizers.common import add_l2, is_off
+from gdlab.core.optimizer import LR_OVERRIDE, GradientOptimizer, Optimizer, State, StepResult, merge_state
+from gdlab.core.rules import rule_class
+from gdlab.core.rules.common import is_off
 
 
 class NormTypeHyper(Hyper):
@@ -170,7 +171,8 @@ class AddDecayedWeights(GradientTransform):
     hyperparams = (Hyper("weight_decay", None, low=0.0, doc="L2 coefficient λ"),)
 
     def apply(self, grad: np.ndarray, state: State, params: np.ndarray) -> tuple[np.ndarray, State]:
-        return add_l2(grad, params, self._hp("weight_decay", params)), state
+        wd = self._hp("weight_decay", params)
+        return (grad if is_off(wd) else grad + wd * params), state
 
 
 class DecoupledWeightDecay(GradientTransform):
@@ -308,7 +310,7 @@ class DynamicLossScaler(GradientTransform):
 # -- chain ------------------------------------------------------------------------------------
 
 
-class Chain(Optimizer):
+class Chain(GradientOptimizer):
     """Gradient transforms followed by an optimizer, as one optimizer (see the module docstring)."""
 
     name = "chain"
@@ -322,15 +324,13 @@ class Chain(Optimizer):
                 raise TypeError(f"chain: expected gradient transforms before the optimizer, got {tr!r}")
         if not isinstance(inner, Optimizer):
             raise TypeError(f"chain: the last argument must be an optimizer, got {inner!r}")
-        overrides_step = type(inner).step is not Optimizer.step
-        if inner.needs != "grad" or (overrides_step and not hasattr(inner, "lookahead")):
+        if not isinstance(inner, GradientOptimizer):
             raise ValueError(
                 f"chain: optimizer {inner.name!r} evaluates the objective itself (needs={inner.needs!r}); "
                 "only gradient-driven optimizers can follow gradient transforms"
             )
         self.transforms = tuple(transforms)
         self.inner = inner
-        self.elementwise = inner.elementwise and all(tr.elementwise for tr in transforms)  # type: ignore[misc]
 
     @property
     def lr(self) -> Any:
@@ -346,15 +346,14 @@ class Chain(Optimizer):
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Chain:
         """Rebuild a chain from :meth:`get_params` output (used when loading saved states)."""
-        from gdlab.core.optimizers import make_optimizer
-
         try:
             transforms = [dict(t) for t in params["transforms"]]
             inner = dict(params["inner"])
         except (KeyError, TypeError):
             raise ValueError(f"chain: expected 'transforms' and 'inner' parameters, got {params!r}") from None
         parts = [make_transform(t.pop("name"), **t) for t in transforms]
-        return cls(tuple(parts), make_optimizer(inner.pop("name"), **inner))
+        name = inner.pop("name")
+        return cls(tuple(parts), cls.from_params(inner) if name == cls.name else rule_class(name)(**inner))
 
     def __repr__(self) -> str:
         return f"chain({', '.join(repr(part) for part in (*self.transforms, self.inner))})"
@@ -363,7 +362,7 @@ class Chain(Optimizer):
         p = as_params(params)
         return {"step": 0, "transforms": [tr.init(p) for tr in self.transforms], "inner": self.inner.init(p)}
 
-    def update(self, grad: Any, state: State, params: Any, lr: Any = None) -> StepResult:
+    def update_reference(self, grad: Any, state: State, params: np.ndarray, lr: Any = None) -> StepResult:
         p = as_params(params)
         g = check_like(grad, p)
         go = np.ones(batch_shape(p), dtype=bool)
@@ -374,7 +373,7 @@ class Chain(Optimizer):
             go = go & np.asarray(tr.should_step(states[i]), dtype=bool)
             if not go.any():
                 return StepResult(p, out, np.zeros(batch_shape(p), dtype=bool))
-        lr_now = self._current_lr(lr, p)
+        lr_now = expand(self.lr if lr is None else LR_OVERRIDE.validate(lr, self.name), p, "lr")
         decayed = p
         for tr, s in zip(self.transforms, states, strict=True):
             decayed = tr.apply_params(decayed, s, lr_now)
@@ -382,7 +381,7 @@ class Chain(Optimizer):
         keep = bad | ~go
         if keep.any():
             new_params = np.where(per_run(keep), p, new_params)
-            inner_state = _merge_state(state["inner"], inner_state, keep, p)
+            inner_state = merge_state(state["inner"], inner_state, keep, p)
         out["inner"] = inner_state
         return StepResult(new_params, out, bad)
 
@@ -398,17 +397,16 @@ class Chain(Optimizer):
         (scaled) loss would produce.
         """
         p = as_params(params)
-        if hasattr(self.inner, "lookahead"):
-            grad = objective.grad(self.inner.lookahead(p, state["inner"]))
-        elif grad is None:
-            grad = objective.grad(p)
+        point = self.inner.gradient_point(p, state["inner"])
+        if point is not p or grad is None:
+            grad = objective.grad(point)
         g = np.asarray(grad, dtype=np.float64)
         for tr, s in zip(self.transforms, state["transforms"], strict=True):
             g = tr.preprocess(g, s)
         return self.update(g, state, p, lr)
 
 
-def chain(*parts: GradientTransform | Optimizer) -> Chain:
+def chain(*parts: GradientTransform | GradientOptimizer) -> Chain:
     """``chain(t1, ..., tn, optimizer)``: the transforms applied in order, then the optimizer."""
     if not parts:
         raise TypeError("chain: expected gradient transforms followed by an optimizer, got nothing")

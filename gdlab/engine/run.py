@@ -13,19 +13,11 @@ one axis and the values on another: starts of shape ``(S, 1, d)`` with ``lr`` of
 give ``S × L`` runs of shape ``(S, L, d)``, run ``[s, l]`` starting at ``starts[s, 0]`` with
 ``lr[l]``. A single start ``(d,)`` with ``lr`` of shape ``(L,)`` gives ``L`` runs.
 
-**Stopping rules** (checked at every recorded point, per run; the first that fires decides):
-
-====================================  ==========  ==============================================
-rule                                  status      detail
-====================================  ==========  ==============================================
-optimizer flags the step non-finite   diverged    the update was refused (params untouched)
-loss or gradient not finite           diverged    the point is not recorded
-``max_i |x_i| > bound``               diverged    left the box (default: see :func:`default_bound`)
-``f(x_k) > blowup·(|f(x_0)| + floor)``  diverged    the loss blew up
-``‖∇f(x_k)‖ < tol``                   converged
-``f(x_k) < target``                   converged
-``k = steps``                         max_steps   none of the above fired
-====================================  ==========  ==============================================
+**Stopping rules** (:mod:`gdlab.core.stopping`, checked at every recorded point, per run; the
+first that fires decides): a refused (non-finite) update, a non-finite loss or gradient, leaving the
+box ``max_i |x_i| ≤ bound`` (default: see :func:`default_bound`) and a blown-up loss end a run as
+diverged; ``‖∇f‖ < tol`` and ``f < target`` as converged; otherwise it runs all ``steps``
+(``max_steps``).
 
 ``stopped_at`` is the number of updates applied when the status was decided. A finished run is
 frozen: its recorded values stop changing (the record arrays repeat its last recorded values), and
@@ -36,12 +28,13 @@ record ends at the previous point (``n_points = stopped_at``); otherwise ``n_poi
 stopped_at + 1``. (The one exception is a start whose own loss is not finite: it is kept as the only
 point, with status diverged at step 0.)
 
-**One path for every optimizer.** Each step calls ``optimizer.step(objective, params, state,
-lr=..., grad=...)`` with the gradient the engine already has at ``params``: elementwise optimizers
-use it, those that need more (look-ahead Nesterov, Newton, SAM, L-BFGS) ask the objective. An
-optimizer class may declare ``batched = False`` when its ``step`` can only take one run at a time
-(L-BFGS does); only for those the engine loops over the runs
-(each run is still one :func:`run_batch` call with a batch of one) and stacks the results.
+**Two executors.** The reference loop (:mod:`gdlab.engine.reference`) runs any optimizer on any
+objective; the fused trajectories (:mod:`gdlab.fast.trajectory`) run elementwise rules on compiled
+landscapes in one compiled loop with the same results. :func:`run_batch` picks one (``backend``).
+
+An optimizer class may declare ``batched = False`` when its ``step`` can only take one run at a
+time (L-BFGS does); only for those the engine loops over the runs (each run is still one
+:func:`run_batch` call with a batch of one) and stacks the results.
 """
 
 from __future__ import annotations
@@ -53,33 +46,33 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.batching import as_params, run_absmax, run_norm
+from gdlab.core.batching import as_params
+from gdlab.core.limits import LIMITS
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
-from gdlab.engine.result import STATUSES, RunResult, format_hyperparam
-
-#: Status codes of :attr:`BatchRecord.status_code`, indexes into :data:`STATUSES`.
-CONVERGED, DIVERGED, MAX_STEPS = 0, 1, 2
-
-# Reason codes (why a run stopped).
-R_MAX_STEPS = 0
-R_GRAD_TOL = 1
-R_TARGET = 2
-R_NONFINITE_UPDATE = 3
-R_NONFINITE_LOSS = 4
-R_NONFINITE_GRAD = 5
-R_BOUND = 6
-R_BLOWUP = 7
-R_BAD_START = 8
+from gdlab.core.optimizers import make_optimizer
+from gdlab.core.schedules import make_schedule
+from gdlab.core.stopping import (
+    BLOWUP,
+    BLOWUP_FLOOR,
+    CONVERGED,
+    DIVERGED,
+    MAX_STEPS,
+    STATUSES,
+    StoppingRules,
+    reason_text,
+)
+from gdlab.core.trajectories import Trajectories
+from gdlab.engine.analysis import nearest_known_minimum
+from gdlab.engine.reference import run_reference
+from gdlab.engine.result import RunResult, format_hyperparam
+from gdlab.fast import config as fast_config
 
 #: Default bound = this factor × the larger of the landscape's domain extent and the start's size.
 BOUND_FACTOR = 1000.0
-#: Absolute floor in the blow-up rule ``f > blowup · (|f(x₀)| + floor)``.
-BLOWUP_FLOOR = 1e-3
-#: Largest memory the record arrays of one call may take (bytes).
-MAX_RECORD_BYTES = 4e9
-#: Largest step count the engine accepts (the CLI documents the same limit).
-MAX_STEPS_LIMIT = 1_000_000
+
+__all__ = ["BLOWUP_FLOOR", "CONVERGED", "DIVERGED", "MAX_STEPS", "BatchRecord", "RunSpec", "compare", "run_batch",
+           "run_single"]
 
 
 @dataclass
@@ -140,29 +133,9 @@ class BatchRecord:
     def reason(self, index: Any = ()) -> str:
         """The human-readable reason why run ``index`` stopped."""
         idx = _index(index, self.batch_shape)
-        code = int(self.reason_code[idx])
-        k = int(self.stopped_at[idx])
-        v = float(self.reason_value[idx])
         bound = self.bound if self.bound is None or np.ndim(self.bound) == 0 else np.asarray(self.bound)[idx]
-        if code == R_GRAD_TOL:
-            return f"gradient norm {v:.3g} < tol {self.tol:g} at step {k}"
-        if code == R_TARGET:
-            return f"loss {v:.6g} < target {self.target:g} at step {k}"
-        if code == R_NONFINITE_UPDATE:
-            return f"non-finite gradient or update at step {k} (the optimizer refused the step)"
-        if code == R_NONFINITE_LOSS:
-            return f"the loss became non-finite at step {k}"
-        if code == R_NONFINITE_GRAD:
-            return f"the gradient became non-finite at step {k}"
-        if code == R_BOUND:
-            return f"left the box |x_i| <= {float(bound):.3g} at step {k} (max |x_i| = {v:.3g})"
-        if code == R_BLOWUP:
-            return f"the loss blew up to {v:.3g} (> {self.blowup:g} x the start loss) at step {k}"
-        if code == R_BAD_START:
-            return "the start has a non-finite loss or gradient"
-        if self.tol is None and self.target is None:
-            return f"ran all {self.steps} steps"
-        return f"reached the step limit ({self.steps}) before the stopping rule"
+        return reason_text(int(self.reason_code[idx]), float(self.reason_value[idx]), int(self.stopped_at[idx]),
+                           tol=self.tol, target=self.target, blowup=self.blowup, steps=self.steps, bound=bound)
 
     def reasons(self) -> np.ndarray:
         """Reason strings of every run (shape ``batch``; formatted on demand)."""
@@ -221,7 +194,7 @@ def run_batch(
     tol: float | None = None,
     target: float | None = None,
     bound: float | None = None,
-    blowup: float | None = 1e8,
+    blowup: float | None = BLOWUP,
     blowup_floor: float = BLOWUP_FLOOR,
     record: bool = True,
     label: str = "",
@@ -238,24 +211,20 @@ def run_batch(
 
     ``backend``: ``"auto"`` (default) runs the whole trajectory in one compiled loop
     (:mod:`gdlab.fast.trajectory`) when the objective is a landscape with a compiled form and the
-    optimizer elementwise, with the same results to the last bit, and this reference loop otherwise
-    (also when :func:`gdlab.fast.set_backend` chose ``"reference"``); ``"reference"`` always runs
-    this loop; ``"fused"`` raises ``ValueError`` saying why when the compiled loop cannot run.
+    optimizer an elementwise rule, and the reference loop otherwise (also when
+    :func:`gdlab.fast.set_backend` chose ``"reference"``); ``"reference"`` always runs the
+    reference loop; ``"fused"`` raises ``ValueError`` saying why when the compiled loop cannot run.
     """
     if backend not in ("auto", "reference", "fused"):
         raise ValueError(f"backend must be 'auto', 'reference' or 'fused', got {backend!r}")
     steps = _check_steps(steps)
-    tol = _check_nonneg(tol, "tol")
-    if target is not None and not math.isfinite(float(target)):
-        raise ValueError(f"target must be a finite number, got {target!r}")
-    if blowup is not None and not (float(blowup) > 1):
-        raise ValueError(f"blowup must be greater than 1, got {blowup!r}")
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be a gdlab Objective, got {type(objective).__name__}")
     if not objective.has_value:
         raise TypeError(f"the run engine records the loss, but {type(objective).__name__} provides none")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a gdlab Optimizer, got {type(optimizer).__name__}")
+    rules = StoppingRules(tol=tol, target=target, blowup=blowup, blowup_floor=blowup_floor)
     x0 = as_params(np.asarray(starts, dtype=np.float64), "starts")
     shapes = hyper_shapes(optimizer) + (hyper_shapes(schedule) if schedule is not None else [])
     try:
@@ -272,232 +241,60 @@ def run_batch(
                            target=target, bound=bound, blowup=blowup, blowup_floor=blowup_floor,
                            record=record, label=label)
     size = math.prod(batch)
-    if record and (steps + 1) * size * (x0.shape[-1] + 3) * 8 > MAX_RECORD_BYTES:
+    if record and (steps + 1) * size * (x0.shape[-1] + 3) * 8 > LIMITS.max_record_bytes:
         raise ValueError(
             f"recording {size} runs x {steps + 1} points of dimension {x0.shape[-1]} needs more than "
-            f"{MAX_RECORD_BYTES / 1e9:g} GB; use fewer runs or steps, or record=False (final values only)"
+            f"{LIMITS.max_record_bytes / 1e9:g} GB; use fewer runs or steps, or record=False (final values only)"
         )
-    if schedule is not None and not np.all(np.isfinite(np.asarray(base_learning_rate(optimizer), dtype=float))):
+    base_lr = base_learning_rate(optimizer)
+    if schedule is not None and not np.all(np.isfinite(np.asarray(base_lr, dtype=float))):
         raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
     x0 = np.broadcast_to(x0, batch + x0.shape[-1:]).copy()
-    bound_arr = default_bound(objective, x0) if bound is None else _check_bound(bound)
-    if backend == "fused" or (backend == "auto" and _fast_backend() != "reference"):
-        from gdlab.fast.trajectory import try_run
+    rules = StoppingRules(tol=rules.tol, target=rules.target, blowup=rules.blowup, blowup_floor=rules.blowup_floor,
+                          bound=default_bound(objective, x0) if bound is None else bound)
+    result = None
+    if backend == "fused" or (backend == "auto" and fast_config.get_backend() != "reference"):
+        from gdlab.fast.trajectory import try_run  # imports numba: only when a run may be fused
 
-        fused = try_run(objective, optimizer, x0, batch, backend=backend, steps=steps, schedule=schedule, tol=tol,
-                        target=target, bound=bound_arr, blowup=blowup, blowup_floor=blowup_floor, record=record,
-                        label=label)
-        if fused is not None:
-            return fused
-    with np.errstate(all="ignore"):
-        return _engine(objective, optimizer, x0, steps=steps, schedule=schedule, tol=tol, target=target,
-                       bound=bound_arr, blowup=blowup, blowup_floor=blowup_floor, record=record, label=label)
-
-
-def _engine(
-    objective: Objective,
-    optimizer: Optimizer,
-    x0: np.ndarray,
-    *,
-    steps: int,
-    schedule: Any,
-    tol: float | None,
-    target: float | None,
-    bound: np.ndarray | float,
-    blowup: float | None,
-    blowup_floor: float,
-    record: bool,
-    label: str,
-) -> BatchRecord:
-    batch = x0.shape[:-1]
-    params = x0.copy()
-    state = optimizer.init(params)
-    f, g = objective.value_and_grad(params)
-    f = np.array(np.broadcast_to(f, batch), dtype=np.float64)
-    g = np.asarray(g, dtype=np.float64)
-    gn = run_norm(g)
-
-    # lr source: the configured lr (recorded, not passed) or the schedule (passed as an override).
-    base_lr = base_learning_rate(optimizer)
-    sched_state = schedule.init() if schedule is not None else None
-    needs_loss = bool(getattr(schedule, "needs_loss", False)) if schedule is not None else False
-    const_lr = None if schedule is not None else np.broadcast_to(np.asarray(base_lr, dtype=np.float64), batch)
-
-    # stopping thresholds
-    limit = blowup * (np.abs(f) + blowup_floor) if blowup is not None else None
-    check_bound = not (np.ndim(bound) == 0 and math.isinf(float(bound)))
-
-    # per-run outcome
-    status = np.full(batch, MAX_STEPS, dtype=np.int8)
-    reason = np.full(batch, R_MAX_STEPS, dtype=np.int8)
-    reason_value = np.full(batch, np.nan)
-    stopped_at = np.full(batch, steps, dtype=np.int64)
-    n_points = np.full(batch, steps + 1, dtype=np.int64)
-    active = np.ones(batch, dtype=bool)
-
-    # the start
-    bad_start = ~np.isfinite(f + gn)
-    out_start = (run_absmax(params) > bound) if check_bound else np.zeros(batch, dtype=bool)
-    done0 = bad_start | out_start
-    conv0 = np.zeros(batch, dtype=bool)
-    if tol is not None:
-        conv0 |= gn < tol
-    if target is not None:
-        conv0 |= f < target
-    conv0 &= ~done0
-    if done0.any() or conv0.any():
-        codes = np.select(
-            [bad_start, out_start, conv0 & (gn < (tol if tol is not None else -1.0))],
-            [R_BAD_START, R_BOUND, R_GRAD_TOL], default=R_TARGET,
-        )
-        vals = np.select([out_start, codes == R_GRAD_TOL], [run_absmax(params), gn], default=f)
-        fin = done0 | conv0
-        status[fin] = np.where(done0, DIVERGED, CONVERGED)[fin]
-        reason[fin] = codes[fin]
-        reason_value[fin] = vals[fin]
-        stopped_at[fin] = 0
-        n_points[fin] = 1
-        active &= ~fin
-        g = np.where(active[..., None], g, 0.0)
-
-    # preallocated records (time-major)
-    if record:
-        positions = np.empty((steps + 1,) + params.shape)
-        loss_rec = np.empty((steps + 1,) + batch)
-        gn_rec = np.empty((steps + 1,) + batch)
-        lr_rec = np.empty((steps,) + batch)
-        positions[0], loss_rec[0], gn_rec[0] = params, f, gn
-    else:
-        positions = loss_rec = gn_rec = lr_rec = None
-
-    last = 0  # last step written
-    all_active = bool(active.all())
-    for t in range(steps):
-        if not all_active and not active.any():
-            break
-        lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
-        lr_now: Any = lr_t
-        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
-        f_new, g_new = objective.value_and_grad(new_params)
-        if np.shape(f_new) != batch:
-            f_new = np.broadcast_to(f_new, batch)
-        gn_new = run_norm(g_new)
-        k = t + 1
-
-        # stopping rules, combined cheaply; the rare path sorts out which rule fired
-        unfinite = ~np.isfinite(f_new + gn_new)
-        stop = unfinite | refused
-        if check_bound:
-            xmax = run_absmax(new_params)
-            stop |= xmax > bound
-        if limit is not None:
-            stop |= f_new > limit
-        if tol is not None:
-            stop |= gn_new < tol
-        if target is not None:
-            stop |= f_new < target
-        if not all_active:
-            stop &= active
-
-        if stop.any():
-            cond = [refused, unfinite & ~np.isfinite(f_new), unfinite]
-            codes = [R_NONFINITE_UPDATE, R_NONFINITE_LOSS, R_NONFINITE_GRAD]
-            vals = [f_new, f_new, gn_new]
-            if check_bound:
-                cond.append(xmax > bound)
-                codes.append(R_BOUND)
-                vals.append(xmax)
-            if limit is not None:
-                cond.append(f_new > limit)
-                codes.append(R_BLOWUP)
-                vals.append(f_new)
-            if tol is not None:
-                cond.append(gn_new < tol)
-                codes.append(R_GRAD_TOL)
-                vals.append(gn_new)
-            if target is not None:
-                cond.append(f_new < target)
-                codes.append(R_TARGET)
-                vals.append(f_new)
-            code = np.select(cond, codes, default=R_MAX_STEPS)
-            value = np.select(cond, vals, default=np.nan)
-            reason[stop] = code[stop]
-            reason_value[stop] = value[stop]
-            status[stop] = np.where((code == R_GRAD_TOL) | (code == R_TARGET), CONVERGED, DIVERGED)[stop]
-            stopped_at[stop] = k
-            unrecorded = stop & (refused | unfinite)
-            n_points[stop] = k + 1
-            n_points[unrecorded] = k
-            # the new point is kept for runs active before this step, unless it is not recordable
-            moved = active & ~unrecorded
-            active = active & ~stop
-            all_active = False
-        elif not all_active:
-            moved = active
-        if not all_active:
-            # finished runs are frozen at their last recorded point and never see a gradient
-            new_params = np.where(moved[..., None], new_params, params)
-            f_new = np.where(moved, f_new, f)
-            gn_new = np.where(moved, gn_new, gn)
-            g_new = np.where(active[..., None], g_new, 0.0)
-        params, f, gn, g = new_params, f_new, gn_new, g_new
-        if needs_loss:
-            sched_state = schedule.observe(sched_state, f, base_lr)
-        if record:
-            positions[k] = params
-            loss_rec[k] = f
-            gn_rec[k] = gn
-            if schedule is not None:
-                lr_rec[t] = lr_now
-        last = k
-
-    if record and schedule is None:
-        lr_rec[:] = const_lr  # the configured rate, the same at every step
-    return assemble_record(
-        optimizer, schedule, x0, batch, (positions, loss_rec, gn_rec, lr_rec) if record else None, last,
-        status_code=status, stopped_at=stopped_at, n_points=n_points, reason_code=reason,
-        reason_value=reason_value, final_params=params, final_loss=f, final_grad_norm=gn,
-        steps=steps, tol=tol, target=target, bound=bound, blowup=blowup, label=label,
-    )
+        result = try_run(objective, optimizer, x0, batch, backend=backend, steps=steps, schedule=schedule,
+                         rules=rules, record=record)
+    if result is None:
+        with np.errstate(all="ignore"):
+            result = run_reference(objective, optimizer, x0, steps=steps, schedule=schedule, base_lr=base_lr,
+                                   rules=rules, record=record)
+    return assemble_record(optimizer, schedule, x0, batch, result, rules, steps=steps, label=label)
 
 
-def assemble_record(
-    optimizer: Optimizer,
-    schedule: Any,
-    x0: np.ndarray,
-    batch: tuple[int, ...],
-    records: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
-    last: int,
-    *,
-    blowup: float | None,
-    **results: Any,
-) -> BatchRecord:
-    """The :class:`BatchRecord` of a finished batch (for both engines, the reference and the fused).
-
-    ``records``: the full time-major (positions, loss, grad_norm, lr) arrays, or ``None`` when not
-    recording; they are cut after step ``last``, the last any run took. ``results``: the per-run
-    outcome and the stopping settings, as :class:`BatchRecord` fields.
-    """
-    positions = loss = grad_norm = lr = None
-    if records is not None:
-        positions, loss, grad_norm, lr = records
-        steps = results["steps"]
-        if last < steps:
-            positions, loss, grad_norm, lr = positions[: last + 1], loss[: last + 1], grad_norm[: last + 1], lr[:last]
+def assemble_record(optimizer: Optimizer, schedule: Any, x0: np.ndarray, batch: tuple[int, ...],
+                    result: Trajectories, rules: StoppingRules, *, steps: int, label: str) -> BatchRecord:
+    """The :class:`BatchRecord` of a finished batch, from what an executor returned."""
     sname, sparams = _schedule_info(schedule)
+    rec = result.records
     return BatchRecord(
         optimizer=getattr(optimizer, "name", type(optimizer).__name__),
         hyperparams=optimizer.get_params(),
         batch_shape=batch,
         starts=x0,
-        positions=positions,
-        loss=loss,
-        grad_norm=grad_norm,
-        lr=lr,
-        blowup=blowup if blowup is not None else math.inf,
+        positions=None if rec is None else rec.positions,
+        loss=None if rec is None else rec.loss,
+        grad_norm=None if rec is None else rec.grad_norm,
+        lr=None if rec is None else rec.lr,
+        status_code=result.status_code,
+        stopped_at=result.stopped_at,
+        n_points=result.n_points,
+        reason_code=result.reason_code,
+        reason_value=result.reason_value,
+        final_params=result.final_params,
+        final_loss=result.final_loss,
+        final_grad_norm=result.final_grad_norm,
+        steps=steps,
+        tol=rules.tol,
+        target=rules.target,
+        bound=rules.bound,
+        blowup=rules.blowup if rules.blowup is not None else math.inf,
+        label=label,
         schedule=sname,
         schedule_params=sparams,
-        **results,
     )
 
 
@@ -607,15 +404,11 @@ class RunSpec:
         raise TypeError(f"cannot read a run spec from {spec!r}")
 
     def make_optimizer(self) -> Optimizer:
-        from gdlab.core.optimizers import make_optimizer
-
         return make_optimizer(self.optimizer, **self.hyperparams)
 
     def make_schedule(self) -> Any:
         if self.schedule is None:
             return None
-        from gdlab.core.schedules import make_schedule  # type: ignore[import-not-found]
-
         return make_schedule(self.schedule, **self.schedule_params)
 
     def display(self) -> str:
@@ -682,8 +475,6 @@ def compare(
     spec's label (or ``name k=v ...``); when ``objective`` knows its minima (a landscape),
     ``extra`` holds the nearest minimum and the distance to it.
     """
-    from gdlab.engine.analysis import nearest_known_minimum
-
     out = []
     for raw in specs:
         spec = RunSpec.coerce(raw)
@@ -701,13 +492,6 @@ def compare(
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _fast_backend() -> str:
-    """The global choice of :func:`gdlab.fast.set_backend` (``"reference"`` turns the fused paths off)."""
-    from gdlab.fast import config
-
-    return config.get_backend()
-
-
 def takes_batches(optimizer: Optimizer) -> bool:
     """Whether ``optimizer.step`` accepts a batch of runs.
 
@@ -800,28 +584,10 @@ def _schedule_info(schedule: Any) -> tuple[str | None, dict[str, Any]]:
 def _check_steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
         raise TypeError(f"steps must be an integer, got {steps!r}")
-    if not 0 <= int(steps) <= MAX_STEPS_LIMIT:
-        raise ValueError(f"steps must be between 0 and {MAX_STEPS_LIMIT}, got {steps}")
+    if not 0 <= int(steps) <= LIMITS.max_steps:
+        raise ValueError(f"steps must be between 0 and {LIMITS.max_steps}, got {steps}")
     return int(steps)
-
-
-def _check_nonneg(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    if not (v >= 0) or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def _format_params(params: Mapping[str, Any]) -> str:
     return "".join(f" {k}={format_hyperparam(v)}" for k, v in params.items())
-
-
-def _check_bound(bound: Any) -> float:
-    b = float(bound)
-    if not b > 0:
-        raise ValueError(f"bound must be > 0 (or inf to disable), got {bound!r}")
-    return b
-
-

@@ -2,11 +2,11 @@
 
 Nothing to call for the speed: ``opt.update_(grad, state, params)`` (in place) and
 ``opt.update(grad, state, params)`` (pure) use a fused kernel automatically for large arrays
-(``params.size >= 2**16``) when one exists for the optimizer and its hyperparameters are scalars:
-SGD (momentum, dampening, Nesterov, weight decay, maximize), textbook Momentum/Nesterov, Adam and
-AdamW (amsgrad, eps inside the root, both decay forms), RMSprop (centered, momentum), Adagrad,
-Adadelta, Adamax, NAdam and RAdam. The reference numpy ``_update`` stays the specification; the
-kernels compute the same operations in the same order, in the params' dtype.
+(``params.size >= 2**16``) when the optimizer is an elementwise rule (:class:`~gdlab.core.rule.Rule`:
+every one of gdlab's, with every option, and any rule a user writes) and its hyperparameters are
+scalars. The kernels are generated from the rule's own element body: the reference NumPy update
+stays the specification, and the kernels compute it, in the params' dtype. Importing
+:mod:`gdlab` registers this package with the core (:func:`gdlab.core.optimizer.register_accelerator`).
 
 Choosing::
 
@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gdlab.core.optimizer import register_accelerator
 from gdlab.fast.config import (
     BACKENDS,
     ROW_MAX,
@@ -55,6 +56,7 @@ from gdlab.fast.config import (
     set_backend,
     stats,
 )
+from gdlab.fast.steps import accelerate
 
 
 def _plain_numba_errors() -> None:
@@ -81,9 +83,12 @@ def cache_dir() -> str:
     return kernels.CACHE_DIR
 
 
+register_accelerator(accelerate)
+
+
 def explain(opt: Any, state: dict[str, Any], params: np.ndarray, lr: Any = None) -> str:
     """``"fused"``, or why this step would take the reference path."""
-    from gdlab.fast.dispatch import plan_for
+    from gdlab.fast.steps import plan_for
 
     plan = plan_for(opt, state, params, lr)
     return plan if isinstance(plan, str) else "fused"
@@ -92,29 +97,19 @@ def explain(opt: Any, state: dict[str, Any], params: np.ndarray, lr: Any = None)
 def warmup(trajectories: bool = True) -> float:
     """Compile (or load from the disk cache) every kernel; returns seconds.
 
-    Runs one tiny step of every step-kernel kind in float32 and float64, and with ``trajectories``
-    also prepares the fused trajectory driver and every built-in landscape
-    (:func:`gdlab.fast.trajectory.warmup`), so that later calls find them ready.
+    Generates and compiles the step kernels of every built-in rule with its default options (both
+    dtypes, both modes) and the gradient scan, and with ``trajectories`` also the fused
+    trajectory code and every built-in landscape (:func:`gdlab.fast.trajectory.warmup`), so that
+    later calls find them ready.
     """
+    from gdlab.core.rules import RULES
     from gdlab.fast import kernels
-    from gdlab.fast.dispatch import PLANNERS, fused_update_
 
     start = time.perf_counter()
     for dtype in (np.float32, np.float64):
-        kernels.kernel_address(kernels.SCAN, dtype)
-        for kind in range(kernels.SCAN):  # select mode, for runs longer than ROW_MAX
-            kernels.kernel_address(kind, dtype, select=True)
-    done: set[tuple[str, Any]] = set()
-    for cls in PLANNERS:
-        opt = cls()
-        for dtype in (np.float32, np.float64):
-            key = (cls.__name__, dtype)
-            if key in done:
-                continue
-            done.add(key)
-            params = np.ones((2, 3), dtype=dtype)
-            state = opt.init(params)
-            fused_update_(opt, np.ones_like(params), state, params)
+        kernels.scan_address(dtype)
+    for cls in RULES.values():
+        kernels.kernel_address(cls(), np.float64)
     if trajectories:
         from gdlab.fast import trajectory
 

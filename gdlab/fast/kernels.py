@@ -1,9 +1,9 @@
-"""The fused, in-place, multithreaded update kernels (numba).
+"""The fused, in-place, multithreaded step kernels (numba): any rule's element body, one pass over memory.
 
-One parallel driver, :func:`drive`, runs every elementwise optimizer. It walks params, gradient and
-state buffers once, in *units* of a few thousand elements (:data:`~gdlab.fast.config.SEGMENT`),
-each thread a contiguous chunk of units, and the optimizer's kernel updates each unit in place,
-checking that the gradient and the new params are finite:
+One parallel driver, :func:`drive`, runs every rule. It walks params, gradient and state buffers
+once, in *units* of a few thousand elements (:data:`~gdlab.fast.config.SEGMENT`), each thread a
+contiguous chunk of units, and the rule's kernel updates each unit in place, checking that the
+gradient and the new params are finite:
 
 - A run (the last axis) of at most :data:`~gdlab.fast.config.ROW_MAX` elements lives in a single
   unit (short runs are grouped several to a unit) and is updated all-or-nothing. The kernel runs in
@@ -18,20 +18,15 @@ checking that the gradient and the new params are finite:
   gradient or new param is not finite keeps its old values, the other elements are updated, no
   backup is written, and a bad segment flags its run.
 
-**Arithmetic** follows the reference ``_update`` of each optimizer operation by operation, in the
-params' dtype (float32 stays float32): every scalar is computed by the caller in double precision
-(as Python floats are) and handed over rounded to that dtype, which is what NumPy does with a Python
-float scalar. No fast-math (no reassociation, no FMA contraction); ``error_model="numpy"`` so that a
-division by zero gives inf/NaN (then caught by the check) instead of raising, and loops vectorise.
-Coupled weight decay is added as ``g + λθ`` with λ = 0 when off (equal to g up to the sign of a
-zero) and AdamW-style decay multiplies θ by a factor that is 1 when off (exact), so these options
-cost no loop versions.
-
-**Compilation.** Each optimizer kernel is a ``cfunc`` (a C function, compiled once per dtype on
-first use and cached on disk); the driver calls it through its address and sees every array as raw
-bytes, so one compilation of the driver serves both dtypes and contains no optimizer code: LLVM
-never re-optimises the kernels inside it (calling them directly made every caller re-optimise all
-of them, and a cold compile took minutes instead of seconds).
+**The kernels** are generated per rule class and set of options (:func:`kernel_module`): a loop
+over the unit's elements that calls the rule's own :meth:`~gdlab.core.rule.Rule.element` body,
+compiled by numba with the options as constants, in the params' dtype (float32 stays float32: the
+values arrive rounded to it, as NumPy rounds a Python float against a float32 array). Nothing here
+names an optimizer, and the arithmetic is the body's: no fast-math (no reassociation, no FMA
+contraction), ``error_model="numpy"`` so that a division by zero gives inf/NaN (then caught by the
+check) instead of raising. Each kernel is a ``cfunc`` with one C signature; the driver calls it
+through its address and sees every array as raw bytes, so one compilation of the driver serves
+every rule and both dtypes, and LLVM never re-optimises the kernels inside it.
 
 **Threads.** The caller passes the thread count (``numba.get_num_threads()`` at call time, so
 ``numba.set_num_threads`` is respected; fewer threads for small steps, see
@@ -42,8 +37,8 @@ serialised, which keeps every numba threading layer safe.
 
 from __future__ import annotations
 
+import sys
 import threading
-import types as pytypes
 from typing import Any
 
 import numpy as np
@@ -51,415 +46,165 @@ from llvmlite import ir
 from numba import carray, cfunc, njit, prange, types
 from numba.extending import intrinsic
 
+from gdlab.core import elementwise
+from gdlab.core.rule import Rule, value_names
+from gdlab.fast import generated, primitives
 from gdlab.fast._cache import configure_numba_cache
 
 CACHE_DIR = configure_numba_cache()
 
-_JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
-
-# Optimizer kinds (the same numbers as gdlab.fast.dispatch uses).
-SGD, MOMENTUM, ADAM, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, RADAM = range(9)
-KIND_NAMES = ("sgd", "momentum", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam")
-#: Lengths of the constant and flag arrays every kernel receives; the last constant is always 1.
-N_CONSTS = 16
-N_FLAGS = 8
+JIT = {"cache": True, "error_model": "numpy", "fastmath": False}
+_JIT = JIT
+_NUMBA_DTYPES = {np.dtype(np.float32): types.float32, np.dtype(np.float64): types.float64}
 
 
-@njit(**_JIT)
-def _maximum(a, b):
-    """``np.maximum`` on scalars: NaN if either is NaN."""
-    return a if (a >= b) | (a != a) else b
+def signature(dtype: Any) -> Any:
+    """The C signature of every kernel: pointers to the unit's params p, gradient g, buffers
+    b0..b2, backups sp, s0..s2 (the per-thread scratch) and values c, then the unit's length n;
+    returns 1 when the gradient or a new param of some element is not finite, else 0."""
+    ptr = types.CPointer(_NUMBA_DTYPES[np.dtype(dtype)])
+    return types.int64(*([ptr] * 10), types.int64)
 
 
-# --------------------------------------------------------------------------------------------
-# Kernels, one per optimizer kind, with one C signature: pointers to the unit's params p, gradient
-# g and buffers b0..b2, which they update in place; backups sp, s0..s2 (the per-thread scratch);
-# constants c (params' dtype; the last one is always 1) and flags f (int64); the unit's length n.
-# They return 1 when the gradient or a new param of some element is not finite, else 0. A kernel
-# only touches the buffers its options use; unused pointers are never dereferenced.
-#
-# Each body is compiled in two modes (:data:`_SELECT`, a compile-time constant, see :func:`_put`):
-#
-# - backup (units of whole runs): every element is written, and its old values are saved in the
-#   backups, from which the driver restores the unit when the kernel reports a failure. Saving
-#   them costs a store each to cache and no load (they were loaded for the update anyway), which is
-#   why this beats computing into a scratch and copying it over afterwards.
-# - select (segments of long runs, which are not all-or-nothing anyway): an element whose gradient
-#   or new param is not finite keeps its old values, the others are updated; no backups.
-#
-# Each loop iteration loads every old value it needs before it stores anything, so the updates
-# are correct in place.
-#
-# Inner loops have no data-independent branches: options that change which arrays are touched or
-# the order of the costly operations get a loop each (LLVM does not reliably unswitch several flags
-# by itself, and a loop it leaves branchy does not vectorise: 2x slower); cheap formula choices are
-# selects between values computed in both cases (Nesterov, the first momentum step, RAdam's
-# rectification) or exact identities (ε inside or outside the root: √(v + e₁) + e₂ with (e₁, e₂) =
-# (ε, 0) or (0, ε), since x + 0 = x and x/1 = x exactly; :func:`_lerp`).
-# --------------------------------------------------------------------------------------------
-
-#: The mode the kernel bodies are compiled in: False here (backup); :func:`_select_variant` makes
-#: a copy of a body that sees True.
-_SELECT = False
+SIGNATURES = {"float32": signature(np.float32), "float64": signature(np.float64)}
 
 
-@njit(**_JIT)
-def _lerp(start, end, w, omw, low):
-    """torch.lerp's two formulas (``omw`` = 1 − w, ``low`` = w < 0.5): ``start + w·diff`` or
-    ``end − diff·(1 − w)``, written as one, ``base + k·diff``, with (base, k) = (start, w) or
-    (end, −(1 − w)): exact, since a − b is a + (−b) in IEEE arithmetic, and cheaper than computing
-    both and selecting (``low`` is the same for every element)."""
-    diff = end - start
-    base = start if low else end
-    k = w if low else -omw
-    return base + k * diff
-
-
-@njit(**_JIT)
-def _good(gr, pn):
+@njit(inline="always", **_JIT)
+def good(gr, pn):
     """The gradient entry ``gr`` and the new param ``pn`` are finite (branch-free, vectorisable):
     x − x is 0 for a finite x and NaN otherwise, and 0 + 0 cannot overflow."""
     z = (gr - gr) + (pn - pn)
     return z == z
 
 
-@njit(**_JIT)
-def _put(a, backup, i, new, old, good, one, select):
+@njit(inline="always", **_JIT)
+def put(a, backup, i, new, old, ok, one, select):
     """Store element ``i`` of one updated array (``select`` is a compile-time constant).
 
     Backup mode: ``a[i] = new``, saving ``old`` in ``backup[i]``. Select mode: ``a[i] = new`` if
-    ``good`` else ``old``. The old value is written as ``old·one`` with ``one`` = 1 read from the
-    constants at run time: equal (x·1 = x), but LLVM cannot tell it is what ``a[i]`` holds, so it
+    ``ok`` else ``old``. The old value is written as ``old·one`` with ``one`` = 1 read from the
+    values at run time: equal (x·1 = x), but LLVM cannot tell it is what ``a[i]`` holds, so it
     does not turn the store into a masked store (microcoded, several times slower, on AMD CPUs).
     """
     if select:
-        a[i] = new if good else old * one
+        a[i] = new if ok else old * one
     else:
         backup[i] = old
         a[i] = new
 
 
-def _sgd(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, lr, mu, omd, one = c[0], c[1], c[2], c[3], c[4], c[N_CONSTS - 1]
-    momentum, first, nesterov = f[1] != 0, f[2] != 0, f[3] != 0
-    ok = True
-    if not momentum:
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            pn = pi - lr * (sgn * gr + wd * pi)
-            good = _good(gr, pn)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-        return 0 if ok else 1
-    for i in range(n):
-        gr = g[i]
-        pi = p[i]
-        bi = b0[i]
-        gi = sgn * gr + wd * pi
-        later = bi * mu + omd * gi
-        buf = gi if first else later
-        ahead = gi + mu * buf
-        pn = pi - lr * (ahead if nesterov else buf)
-        good = _good(gr, pn)
-        _put(b0, s0, i, buf, bi, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
-    return 0 if ok else 1
+# --------------------------------------------------------------------------------------------
+# Generated kernels: one module per rule class and options, four kernels in it (two dtypes, two
+# modes). The values array holds the body's constants and scalars in the order of its signature,
+# then 1 (``one``, see :func:`put`).
+# --------------------------------------------------------------------------------------------
+_MODULE_HEAD = '''"""Step kernels of {qualname} with options {options}; generated by gdlab.fast.kernels, do not edit."""
+# sources: {stamp}
+from numba import carray, cfunc, njit
 
+import gdlab.fast.primitives  # noqa: F401 (the element primitives, compiled)
+from gdlab.fast.kernels import JIT, SIGNATURES, good, put
+from gdlab.fast.generated import OBJECTS
 
-def _momentum(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
-    c = carray(cp, N_CONSTS)
-    sgn, wd, lr, mu, one = c[0], c[1], c[2], c[3], c[N_CONSTS - 1]
+_Rule = OBJECTS[{key!r}]
+
+_body = njit(inline="always", **JIT)(_Rule.element)
+'''
+
+_KERNEL = """
+
+@cfunc(SIGNATURES["{dtype}"], **JIT)
+def {fname}(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, n):
+    p = carray(pp, n)
+    g = carray(gp, n)
+    sp = carray(spp, n)
+{buffers}    c = carray(cp, {count})
+{values}    one = c[{last}]
+    zero = one - one
     ok = True
     for i in range(n):
-        gr = g[i]
+        gi = g[i]
         pi = p[i]
-        bi = b0[i]
-        v = mu * bi + lr * (sgn * gr + wd * pi)
-        pn = pi - v
-        good = _good(gr, pn)
-        _put(b0, s0, i, v, bi, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
+{loads}        new = _body({args})
+        fine = good(gi, new[0])
+{stores}        put(p, sp, i, new[0], pi, fine, one, {select})
+        ok = ok & fine
     return 0 if ok else 1
+"""
 
 
-def _adam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1, b2 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n), carray(b2p, n)
-    sp, s0, s1, s2 = carray(spp, n), carray(s0p, n), carray(s1p, n), carray(s2p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, factor, w, omw, beta2, omb2, step_size = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
-    bias2, sqrt_bias2, eps, d1, e1, d2, e2 = c[8], c[9], c[10], c[11], c[12], c[13], c[14]
-    one = c[N_CONSTS - 1]
-    low, amsgrad, inside = f[2] != 0, f[3] != 0, f[4] != 0
-    ok = True
-    if amsgrad:  # the running maximum of v is a third buffer; ε placement by the identity (d₁, e₁, d₂, e₂)
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            m0 = b0[i]
-            v0 = b1[i]
-            x0 = b2[i]
-            gi = sgn * gr + wd * pi
-            m = _lerp(m0, gi, w, omw, low)
-            v = v0 * beta2 + omb2 * gi * gi
-            vmax = _maximum(x0, v)
-            pn = pi * factor - step_size * (m / (np.sqrt(vmax / d1 + e1) / d2 + e2))
-            good = _good(gr, pn)
-            _put(b0, s0, i, m, m0, good, one, _SELECT)
-            _put(b1, s1, i, v, v0, good, one, _SELECT)
-            _put(b2, s2, i, vmax, x0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    elif inside:  # √(v/(1 − β₂ᵗ) + ε)
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            m0 = b0[i]
-            v0 = b1[i]
-            gi = sgn * gr + wd * pi
-            m = _lerp(m0, gi, w, omw, low)
-            v = v0 * beta2 + omb2 * gi * gi
-            pn = pi * factor - step_size * (m / np.sqrt(v / bias2 + eps))
-            good = _good(gr, pn)
-            _put(b0, s0, i, m, m0, good, one, _SELECT)
-            _put(b1, s1, i, v, v0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    else:  # PyTorch: √v/√(1 − β₂ᵗ) + ε
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            m0 = b0[i]
-            v0 = b1[i]
-            gi = sgn * gr + wd * pi
-            m = _lerp(m0, gi, w, omw, low)
-            v = v0 * beta2 + omb2 * gi * gi
-            pn = pi * factor - step_size * (m / (np.sqrt(v) / sqrt_bias2 + eps))
-            good = _good(gr, pn)
-            _put(b0, s0, i, m, m0, good, one, _SELECT)
-            _put(b1, s1, i, v, v0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    return 0 if ok else 1
+def kernel_source(rule: Rule) -> str:
+    """The generated module of ``rule``'s class and options (four kernels: f32/f64 × backup/select)."""
+    cls = type(rule)
+    options = rule.options()
+    active = [b.name for b in rule.active_buffers()]
+    slot = {name: k for k, name in enumerate(active)}
+    names = [n for n in value_names(cls.element, cls) if n not in options]
+    args = ["pi", "gi"] + [f"o{slot[b.name]}" if b.name in slot else "zero" for b in cls.buffers]
+    args += [repr(bool(options[n])) if n in options else f"v{names.index(n)}" for n in value_names(cls.element, cls)]
+    sources = generated.stamp(cls, elementwise, primitives, Rule, sys.modules[__name__])
+    sources += " " + generated.code_stamp(cls.element)
+    text = _MODULE_HEAD.format(qualname=cls.__qualname__, options=sorted(options.items()),
+                               key=generated.provide(cls, cls.element, cls.lookahead), stamp=sources)
+    for dtype in ("float32", "float64"):
+        for select in (False, True):
+            buffers = "".join(f"    b{k} = carray(b{k}p, n)\n    s{k} = carray(s{k}p, n)\n" for k in slot.values())
+            values = "".join(f"    v{q} = c[{q}]\n" for q in range(len(names)))
+            loads = "".join(f"        o{k} = b{k}[i]\n" for k in slot.values())
+            stores = ""
+            for b_index, b in enumerate(cls.buffers):
+                if b.name in slot:
+                    k = slot[b.name]
+                    stores += f"        put(b{k}, s{k}, i, new[{b_index + 1}], o{k}, fine, one, {select})\n"
+            text += _KERNEL.format(
+                dtype=dtype, fname=kernel_name(dtype, select), buffers=buffers, count=len(names) + 1, values=values,
+                last=len(names), loads=loads, args=", ".join(args), stores=stores, select=select,
+            )
+    return text
 
 
-def _rmsprop(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1, b2 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n), carray(b2p, n)
-    sp, s0, s1, s2 = carray(spp, n), carray(s0p, n), carray(s1p, n), carray(s2p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, alpha, oma, w, omw, e1, e2, mu, lr = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
-    one = c[N_CONSTS - 1]
-    centered, low, momentum = f[1] != 0, f[2] != 0, f[3] != 0
-    ok = True
-    if centered and momentum:
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            q0 = b0[i]
-            a0 = b1[i]
-            u0 = b2[i]
-            gi = sgn * gr + wd * pi
-            sq = q0 * alpha + oma * gi * gi
-            ga = _lerp(a0, gi, w, omw, low)
-            buf = u0 * mu + gi / (np.sqrt(sq - ga * ga + e1) + e2)
-            pn = pi - lr * buf
-            good = _good(gr, pn)
-            _put(b0, s0, i, sq, q0, good, one, _SELECT)
-            _put(b1, s1, i, ga, a0, good, one, _SELECT)
-            _put(b2, s2, i, buf, u0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    elif centered:
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            q0 = b0[i]
-            a0 = b1[i]
-            gi = sgn * gr + wd * pi
-            sq = q0 * alpha + oma * gi * gi
-            ga = _lerp(a0, gi, w, omw, low)
-            pn = pi - lr * gi / (np.sqrt(sq - ga * ga + e1) + e2)
-            good = _good(gr, pn)
-            _put(b0, s0, i, sq, q0, good, one, _SELECT)
-            _put(b1, s1, i, ga, a0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    elif momentum:
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            q0 = b0[i]
-            u0 = b2[i]
-            gi = sgn * gr + wd * pi
-            sq = q0 * alpha + oma * gi * gi
-            buf = u0 * mu + gi / (np.sqrt(sq + e1) + e2)
-            pn = pi - lr * buf
-            good = _good(gr, pn)
-            _put(b0, s0, i, sq, q0, good, one, _SELECT)
-            _put(b2, s2, i, buf, u0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    else:
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            q0 = b0[i]
-            gi = sgn * gr + wd * pi
-            sq = q0 * alpha + oma * gi * gi
-            pn = pi - lr * gi / (np.sqrt(sq + e1) + e2)
-            good = _good(gr, pn)
-            _put(b0, s0, i, sq, q0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    return 0 if ok else 1
+def kernel_name(dtype: Any, select: bool) -> str:
+    return f"{np.dtype(dtype).name}_{'select' if select else 'backup'}"
 
 
-def _adagrad(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, sp, s0 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(spp, n), carray(s0p, n)
-    c = carray(cp, N_CONSTS)
-    sgn, wd, clr, e1, e2, one = c[0], c[1], c[2], c[3], c[4], c[N_CONSTS - 1]
-    ok = True
-    for i in range(n):
-        gr = g[i]
-        pi = p[i]
-        t0 = b0[i]
-        gi = sgn * gr + wd * pi
-        total = t0 + gi * gi
-        pn = pi - clr * gi / (np.sqrt(total + e1) + e2)
-        good = _good(gr, pn)
-        _put(b0, s0, i, total, t0, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
-    return 0 if ok else 1
+def value_order(rule: Rule) -> list[str]:
+    """The names of the values a kernel of ``rule`` reads, in order (then 1)."""
+    cls = type(rule)
+    options = rule.options()
+    return [n for n in value_names(cls.element, cls) if n not in options]
 
 
-def _adadelta(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
-    sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
-    c = carray(cp, N_CONSTS)
-    sgn, wd, rho, omr, eps, lr, one = c[0], c[1], c[2], c[3], c[4], c[5], c[N_CONSTS - 1]
-    ok = True
-    for i in range(n):
-        gr = g[i]
-        pi = p[i]
-        q0 = b0[i]
-        acc = b1[i]
-        gi = sgn * gr + wd * pi
-        sq = q0 * rho + omr * gi * gi
-        delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * gi
-        acc_new = acc * rho + omr * delta * delta
-        pn = pi - lr * delta
-        good = _good(gr, pn)
-        _put(b0, s0, i, sq, q0, good, one, _SELECT)
-        _put(b1, s1, i, acc_new, acc, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
-    return 0 if ok else 1
+#: Kernel addresses by (rule class, options): {(dtype name, select): address}.
+_compiled: dict[tuple[type, tuple[tuple[str, bool], ...]], dict[tuple[str, bool], int]] = {}
+_lock = threading.Lock()
 
 
-def _adamax(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
-    sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, w, omw, beta2, eps, clr, one = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[N_CONSTS - 1]
-    low = f[1] != 0
-    ok = True
-    for i in range(n):
-        gr = g[i]
-        pi = p[i]
-        m0 = b0[i]
-        u0 = b1[i]
-        gi = sgn * gr + wd * pi
-        m = _lerp(m0, gi, w, omw, low)
-        u = _maximum(u0 * beta2, np.abs(gi) + eps)
-        pn = pi - clr * m / u
-        good = _good(gr, pn)
-        _put(b0, s0, i, m, m0, good, one, _SELECT)
-        _put(b1, s1, i, u, u0, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
-    return 0 if ok else 1
+def rule_key(rule: Rule) -> tuple[type, tuple[tuple[str, bool], ...]]:
+    """What the generated code of ``rule`` depends on: its class and its options."""
+    return type(rule), tuple(sorted(rule.options().items()))
 
 
-def _nadam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
-    sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, factor, w, omw, beta2, omb2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    bias2, e1, e2, c1, c2, one = c[7], c[8], c[9], c[10], c[11], c[N_CONSTS - 1]
-    low = f[2] != 0
-    ok = True
-    for i in range(n):
-        gr = g[i]
-        pi = p[i]
-        m0 = b0[i]
-        v0 = b1[i]
-        gi = sgn * gr + wd * pi
-        m = _lerp(m0, gi, w, omw, low)
-        v = v0 * beta2 + omb2 * gi * gi
-        denom = np.sqrt(v / bias2 + e1) + e2
-        pn = pi * factor - c1 * gi / denom
-        pn = pn - c2 * m / denom
-        good = _good(gr, pn)
-        _put(b0, s0, i, m, m0, good, one, _SELECT)
-        _put(b1, s1, i, v, v0, good, one, _SELECT)
-        _put(p, sp, i, pn, pi, good, one, _SELECT)
-        ok = ok & good
-    return 0 if ok else 1
+def kernel_address(rule: Rule, dtype: Any, select: bool = False) -> int:
+    """Address of ``rule``'s kernel for ``dtype`` in backup or select mode (generated, compiled or
+    loaded on first use)."""
+    key = rule_key(rule)
+    addresses = _compiled.get(key)
+    if addresses is None:
+        module = generated.load(kernel_source(rule), "kernels")
+        addresses = {(dt, sel): int(getattr(module, kernel_name(dt, sel)).address)
+                     for dt in ("float32", "float64") for sel in (False, True)}
+        with _lock:
+            _compiled[key] = addresses
+    return addresses[(np.dtype(dtype).name, bool(select))]
 
 
-def _radam(pp, gp, b0p, b1p, b2p, spp, s0p, s1p, s2p, cp, fp, n):
-    p, g, b0, b1 = carray(pp, n), carray(gp, n), carray(b0p, n), carray(b1p, n)
-    sp, s0, s1 = carray(spp, n), carray(s0p, n), carray(s1p, n)
-    c, f = carray(cp, N_CONSTS), carray(fp, N_FLAGS)
-    sgn, wd, factor, w, omw, beta2, omb2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    bias1, lr, bias2, sqrt_bias2, eps, rect, one = c[7], c[8], c[9], c[10], c[11], c[12], c[N_CONSTS - 1]
-    low, rectify, inside = f[2] != 0, f[3] != 0, f[4] != 0
-    ok = True
-    if inside:  # 1/√(v/(1 − β₂ᵗ) + ε)
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            m0 = b0[i]
-            v0 = b1[i]
-            gi = sgn * gr + wd * pi
-            m = _lerp(m0, gi, w, omw, low)
-            v = v0 * beta2 + omb2 * gi * gi
-            step = m / bias1 * lr
-            rectified = step * (one / np.sqrt(v / bias2 + eps)) * rect
-            pn = pi * factor - (rectified if rectify else step)
-            good = _good(gr, pn)
-            _put(b0, s0, i, m, m0, good, one, _SELECT)
-            _put(b1, s1, i, v, v0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    else:  # √(1 − β₂ᵗ)/(√v + ε)
-        for i in range(n):
-            gr = g[i]
-            pi = p[i]
-            m0 = b0[i]
-            v0 = b1[i]
-            gi = sgn * gr + wd * pi
-            m = _lerp(m0, gi, w, omw, low)
-            v = v0 * beta2 + omb2 * gi * gi
-            step = m / bias1 * lr
-            rectified = step * (sqrt_bias2 / (np.sqrt(v) + eps)) * rect
-            pn = pi * factor - (rectified if rectify else step)
-            good = _good(gr, pn)
-            _put(b0, s0, i, m, m0, good, one, _SELECT)
-            _put(b1, s1, i, v, v0, good, one, _SELECT)
-            _put(p, sp, i, pn, pi, good, one, _SELECT)
-            ok = ok & good
-    return 0 if ok else 1
+def active_slots(rule: Rule) -> list[str]:
+    """The names of ``rule``'s buffers in kernel slots b0, b1, b2 (its active buffers, in order)."""
+    return [b.name for b in rule.active_buffers()]
 
 
-def _scan(pp, gp, b0p, b1p, b2p, opp, o0p, o1p, o2p, cp, fp, n):
-    """Not an optimizer: 1 when the gradient ``g`` has a non-finite entry (the scan of long runs)."""
+def _scan(pp, gp, b0p, b1p, b2p, opp, o0p, o1p, o2p, cp, n):
+    """Not a rule: 1 when the gradient ``g`` has a non-finite entry (the scan of long runs)."""
     g = carray(gp, n)
     ok = True
     for i in range(n):
@@ -468,46 +213,19 @@ def _scan(pp, gp, b0p, b1p, b2p, opp, o0p, o1p, o2p, cp, fp, n):
     return 0 if ok else 1
 
 
-def _select_variant(body: Any) -> Any:
-    """A copy of a kernel body that sees ``_SELECT = True`` (select mode). numba reads globals as
-    constants when it compiles, so the unused branch of :func:`_put` disappears; the copy has its own
-    qualified name, hence its own entry in numba's disk cache."""
-    namespace = {**body.__globals__, "_SELECT": True}
-    copy = pytypes.FunctionType(body.__code__, namespace, body.__name__ + "_select", body.__defaults__,
-                                body.__closure__)
-    copy.__qualname__ = body.__qualname__ + "_select"
-    copy.__module__ = body.__module__
-    copy.__doc__ = body.__doc__
-    return copy
+_scans: dict[str, Any] = {}
 
 
-SCAN = 9
-_BODIES = (_sgd, _momentum, _adam, _rmsprop, _adagrad, _adadelta, _adamax, _nadam, _radam, _scan)
-#: The select-mode bodies (the scan has no modes).
-_SELECT_BODIES = (*(_select_variant(body) for body in _BODIES[:SCAN]), _scan)
-_NUMBA_DTYPES = {np.dtype(np.float32): types.float32, np.dtype(np.float64): types.float64}
-_compiled: dict[tuple[int, np.dtype, bool], Any] = {}
-_lock = threading.Lock()
-
-
-def _signature(dtype: Any) -> Any:
-    ptr = types.CPointer(dtype)
-    return types.int64(*([ptr] * 10), types.CPointer(types.int64), types.int64)
-
-
-def kernel_address(kind: int, dtype: Any, select: bool = False) -> int:
-    """Address of the compiled kernel of ``kind`` for ``dtype``, in backup or select mode (compiled
-    or loaded on first use)."""
-    key = (kind, np.dtype(dtype), bool(select))
-    fn = _compiled.get(key)
+def scan_address(dtype: Any) -> int:
+    """Address of the gradient scan for ``dtype`` (compiled or loaded on first use)."""
+    name = np.dtype(dtype).name
+    fn = _scans.get(name)
     if fn is None:
         with _lock:
-            fn = _compiled.get(key)
+            fn = _scans.get(name)
             if fn is None:
-                body = (_SELECT_BODIES if select else _BODIES)[kind]
-                fn = cfunc(_signature(_NUMBA_DTYPES[key[1]]), **_JIT)(body)
-                _compiled[key] = fn
-    return fn.address
+                fn = _scans[name] = cfunc(SIGNATURES[name], **_JIT)(_scan)
+    return int(fn.address)
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,9 +235,9 @@ def kernel_address(kind: int, dtype: Any, select: bool = False) -> int:
 
 
 @intrinsic
-def _call_kernel(typingctx, addr, p, g, b0, b1, b2, op, o0, o1, o2, c, f, n):
+def _call_kernel(typingctx, addr, p, g, b0, b1, b2, op, o0, o1, o2, c, n):
     """Call the kernel at address ``addr`` with the data pointers of these arrays and ``n`` elements."""
-    sig = types.int64(addr, p, g, b0, b1, b2, op, o0, o1, o2, c, f, n)
+    sig = types.int64(addr, p, g, b0, b1, b2, op, o0, o1, o2, c, n)
 
     def codegen(context, builder, signature, args):
         pointers = []
@@ -565,28 +283,28 @@ def _unit_bounds(u, d, segment, per_row, rows_per_unit, rows, long_rows):
 
 
 @njit(**_JIT)
-def _scan_chunk(addr, g, f, isz, d, segment, per_row, u0, u1, unitbad):
+def _scan_chunk(addr, g, c, isz, d, segment, per_row, u0, u1, unitbad):
     """Flag the units [u0, u1) (segments of long runs) whose gradient is not all finite."""
     for u in range(u0, u1):
         lo, hi, _, _ = _unit_bounds(u, d, segment, per_row, 1, 0, True)
         gs = g[lo * isz : hi * isz]
-        if _call_kernel(addr, gs, gs, gs, gs, gs, gs, gs, gs, gs, gs, f, hi - lo):
+        if _call_kernel(addr, gs, gs, gs, gs, gs, gs, gs, gs, gs, c, hi - lo):
             unitbad[u] = 1
 
 
 @njit(**_JIT)
-def _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, a, b):
+def _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, isz, a, b):
     """The kernel on elements [a, b), in place (in backup mode the old values go to the scratch);
     1 when something is not finite."""
     x, y, n = a * isz, b * isz, (b - a) * isz
     return _call_kernel(
         addr, p[x:y], g[x:y], b0[x:y], b1[x:y], b2[x:y],
-        scr[0:n], scr[w : w + n], scr[2 * w : 2 * w + n], scr[3 * w : 3 * w + n], c, f, b - a,
+        scr[0:n], scr[w : w + n], scr[2 * w : 2 * w + n], scr[3 * w : 3 * w + n], c, b - a,
     )
 
 
 @njit(**_JIT)
-def _step_chunk(addr, p, g, b0, b1, b2, c, f, isz, wmask, d, segment, per_row, rows_per_unit, width, long_rows,
+def _step_chunk(addr, p, g, b0, b1, b2, c, isz, wmask, d, segment, per_row, rows_per_unit, width, long_rows,
                 u0, u1, unitbad, rowbad):
     """Update the units [u0, u1) of one thread in place.
 
@@ -601,14 +319,14 @@ def _step_chunk(addr, p, g, b0, b1, b2, c, f, isz, wmask, d, segment, per_row, r
         lo, hi, r0, r1 = _unit_bounds(u, d, segment, per_row, rows_per_unit, rows, long_rows)
         if long_rows and rowbad[r0]:
             continue
-        if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, lo, hi) == 0:
+        if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, isz, lo, hi) == 0:
             continue
         if long_rows:
             unitbad[u] = 1
             continue
         _restore(p, b0, b1, b2, scr, w, lo * isz, hi * isz, wmask)
         for r in range(r0, r1):
-            if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, f, isz, r * d, (r + 1) * d) != 0:
+            if _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, isz, r * d, (r + 1) * d) != 0:
                 _restore(p, b0, b1, b2, scr, w, r * d * isz, (r + 1) * d * isz, wmask)
                 rowbad[r] = 1
 
@@ -641,12 +359,12 @@ META_FIELDS = ("phase", "addr", "scan_addr", "itemsize", "wmask", "d", "segment"
 
 
 @njit(parallel=True, **_JIT)
-def drive(meta, p, g, b0, b1, b2, c, f, unitbad, rowbad):
+def drive(meta, p, g, b0, b1, b2, c, unitbad, rowbad):
     """One phase of a fused in-place step over runs of ``d`` elements (see :func:`layout`).
 
     ``meta`` holds :data:`META_FIELDS`. Arrays are raw bytes (uint8 views) of the flat params,
-    gradient, buffers ``b0..b2`` (empty for unused slots) and constants ``c`` (params' dtype);
-    ``f``: int64 flags. Phase 0 scans the gradient of long runs (kernel ``scan_addr``); phase 1
+    gradient, buffers ``b0..b2`` (empty for unused slots) and values ``c`` (params' dtype).
+    Phase 0 scans the gradient of long runs (kernel ``scan_addr``); phase 1
     computes, checks and stores (kernel ``addr``; bit k of ``wmask`` set when ``bk`` is written).
     ``unitbad``: one byte per unit of long runs; ``rowbad`` (one byte per run, zero on entry) is set
     to 1 for every refused run.
@@ -658,10 +376,10 @@ def drive(meta, p, g, b0, b1, b2, c, f, unitbad, rowbad):
         u0 = t * units // tasks
         u1 = (t + 1) * units // tasks
         if phase == 0:
-            _scan_chunk(scan_addr, g, f, isz, d, segment, per_row, u0, u1, unitbad)
+            _scan_chunk(scan_addr, g, c, isz, d, segment, per_row, u0, u1, unitbad)
         else:
             _step_chunk(
-                addr, p, g, b0, b1, b2, c, f, isz, wmask, d, segment, per_row, rows_per_unit, width, long_rows,
+                addr, p, g, b0, b1, b2, c, isz, wmask, d, segment, per_row, rows_per_unit, width, long_rows,
                 u0, u1, unitbad, rowbad,
             )
     if long_rows:

@@ -1,362 +1,162 @@
-"""Fused batched trajectories: landscape gradient and optimizer update in one compiled loop.
+"""Fused batched trajectories: landscape gradient and any rule's update in one compiled loop.
 
-:func:`gdlab.engine.run.run_batch` advances a batch of runs with a Python loop over the steps and a
-handful of NumPy calls per step (~70 µs a step whatever the batch size). For a landscape with a
-compiled form (:mod:`gdlab.fast.landscape_codegen`: every built-in landscape and typed expression)
-and an elementwise optimizer, this module runs the whole trajectory in compiled code instead:
+The reference trajectory loop (:mod:`gdlab.engine.reference`) advances a batch of runs with a
+Python loop over the steps and a handful of NumPy calls per step (~70 µs a step whatever the batch
+size). For a landscape with a compiled form (:mod:`gdlab.fast.landscape_codegen`: every built-in
+landscape of up to :data:`~gdlab.fast.landscape_codegen.MAX_DIM` dimensions and every typed
+expression) and an elementwise rule (:class:`~gdlab.core.rule.Rule`), this module runs the whole
+trajectory in compiled code instead:
 
-- the runs are cut into blocks of :data:`BLOCK` runs; threads take blocks in turn (the compiled
-  loop releases the GIL, so a small pool of Python threads runs it in parallel);
-- for each block, a loop over the steps evaluates the landscape on the block (one C call of the
-  generated function), applies the optimizer's update (loops over the runs of the block, so that
-  LLVM vectorises ``sqrt`` and divisions across runs), and applies the engine's stopping rules;
-- optimizer state lives in per-block arrays; learning rates and every per-step scalar (bias
-  corrections, NAdam's μ products, RAdam's rectification) come from tables computed beforehand with
-  the reference's own expressions; every numeric hyperparameter may differ from run to run;
+- the runs are cut into blocks of :data:`BLOCK` runs held as structure of arrays (one row of
+  ``BLOCK`` values per coordinate, per buffer, per value); threads take blocks in turn (the
+  compiled loop releases the GIL, so a small pool of Python threads runs it in parallel);
+- for each block, the step loop is outside and the loops over the block's runs inside, so that
+  they vectorise: per step, one call of the landscape's block function (value and gradient), one
+  call of the rule's block update (generated from its element body, :func:`update_source`), and the
+  stopping rules (:func:`gdlab.core.stopping.step_outcome`, compiled) for every run;
+- the rule's constants and per-step scalars come from tables computed before the loop by the rule's
+  own functions (:meth:`gdlab.core.rule.Rule.tables`, the very functions the reference calls step by
+  step, so every number is the reference's); every numeric hyperparameter may differ from run to
+  run;
 - positions, losses and gradient norms are written to the time-major record arrays when recording,
   otherwise only the final values are kept.
 
-**Same results.** The update of each optimizer follows its reference ``_update`` operation by
-operation (no fast-math, no FMA contraction), the landscape code is bit-identical to the NumPy
-evaluation (checked when compiled), and the stopping rules, their order, the statuses, reasons,
-``stopped_at`` and the freezing of finished runs are those of :func:`run_batch`. A fused run returns
-the :class:`~gdlab.engine.run.BatchRecord` the reference engine returns, equal to the last bit.
+**Same results.** The block driver is generic: it names no optimizer, and the update it calls runs
+the rule's element body. With the same landscape evaluation, a fused run is the reference run to
+the last bit: same updates, same stopping step, status, reason and final point. Landscapes whose
+formula uses only + − × ÷ √ are evaluated to the same bits by both paths; those with exp, cos, ...
+differ by a few ulp per evaluation between NumPy and the C library (see
+:mod:`gdlab.fast.landscape_codegen`), and so may their trajectories.
 
 **Choosing.** ``run_batch(..., backend="auto")`` (the default) uses this path when :func:`plan`
-accepts the call and silently the reference otherwise; ``backend="fused"`` raises ``ValueError``
-with the reason instead; :func:`explain` tells which. Not fused: optimizers that are not elementwise
-(Newton, L-BFGS, SAM) or are subclasses, the loss-driven ``plateau`` schedule (and schedule objects
-that are not gdlab's closed forms), objectives without a compiled form, landscapes of more than
-:data:`~gdlab.fast.landscape_codegen.MAX_DIM` dimensions.
+accepts the call and the reference otherwise; ``backend="fused"`` raises ``ValueError`` with the
+reason instead; :func:`explain` tells which. Not fused: optimizers that are not rules (Newton,
+L-BFGS, SAM, transform chains), the loss-driven ``plateau`` schedule (and schedule objects that are
+not gdlab's closed forms), objectives without a compiled form.
 
-**Compilation** never lands on a request: the kernels are cached on disk by numba; :func:`warmup`
-compiles (or loads) the driver and the built-in landscapes, and servers call it at start. In
-``"auto"`` mode a kernel that would have to be compiled first is compiled synchronously only when
-the reference would take longer than that (big sweeps and basin maps); otherwise the call takes the
-reference path and the compilation happens in a background thread, for the next call.
+**Compilation** never lands on a request when avoidable: the code is cached on disk by numba;
+:func:`warmup` compiles (or loads) the driver, every built-in rule and the built-in landscapes, and
+servers call it at start. In ``"auto"`` mode code that would have to be compiled first is compiled
+synchronously only when the reference would take longer than that (big sweeps and basin maps);
+otherwise the call takes the reference path and the compilation happens in a background thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba import typeof as numba_typeof
 from numba.extending import intrinsic
 
-from gdlab.core.optimizers.adadelta import Adadelta
-from gdlab.core.optimizers.adagrad import Adagrad
-from gdlab.core.optimizers.adam import Adam, AdamW
-from gdlab.core.optimizers.adamax import Adamax
-from gdlab.core.optimizers.nadam import NAdam
-from gdlab.core.optimizers.radam import RHO_THRESHOLD, RAdam
-from gdlab.core.optimizers.rmsprop import RMSprop
-from gdlab.core.optimizers.sgd import SGD, Momentum, Nesterov
+from gdlab.core import elementwise, stopping
+from gdlab.core.rule import Hypers, Rule, value_names
+from gdlab.core.schedules import Schedule
+from gdlab.core.stopping import GOING, MAX_STEPS, R_MAX_STEPS, StoppingRules
+from gdlab.core.trajectories import Records, Trajectories
+from gdlab.fast import generated, primitives
 from gdlab.fast import landscape_codegen as lc
 
-_JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": False}
+JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": False}
 
-#: Runs per block (the inner, vectorised dimension of the kernels).
+#: Runs per block (the inner, vectorised dimension of the loops).
 BLOCK = 256
-#: Largest per-step tables (steps × distinct hyperparameter values × tables), in float64 entries.
+#: Largest per-step tables (steps × distinct hyperparameter values × scalars), in float64 entries.
 MAX_TABLE_ENTRIES = 2**25
 #: In "auto" mode, compile synchronously when the reference is estimated to take longer than this.
 SYNC_COMPILE_SECONDS = 1.0
 
-# Optimizer kinds.
-SGD_K, MOMENTUM_K, NESTEROV_K, ADAM_K, RMSPROP_K, ADAGRAD_K, ADADELTA_K, ADAMAX_K, NADAM_K, RADAM_K = range(10)
-KINDS: dict[type, int] = {
-    SGD: SGD_K, Momentum: MOMENTUM_K, Nesterov: NESTEROV_K, Adam: ADAM_K, AdamW: ADAM_K, RMSprop: RMSPROP_K,
-    Adagrad: ADAGRAD_K, Adadelta: ADADELTA_K, Adamax: ADAMAX_K, NAdam: NADAM_K, RAdam: RADAM_K,
-}
+_ptr = types.CPointer(types.float64)
+#: ``update(x, g, xn, s, c, v, d, n, B, uniform)``: the rule's step for the n runs of a block: new
+#: params into ``xn``, buffers ``s`` in place; ``c``/``v`` hold the constants/scalars of the runs
+#: (row k at ``k·B``; with ``uniform`` only the first entry of each row is read).
+UPDATE_SIGNATURE = types.void(_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, types.int64, types.int64, types.int64, types.int64)
+#: ``lookahead(x, s, c, xn, d, n, B, uniform)``: the points where the rule takes its gradient.
+LOOKAHEAD_SIGNATURE = types.void(_ptr, _ptr, _ptr, _ptr, types.int64, types.int64, types.int64, types.int64)
 
-# Fields of the int64 parameter array ``ip`` and the float64 array ``fp``.
-(I_KIND, I_D, I_R, I_STEPS, I_B, I_NT, I_RECORD, I_BOUND, I_LIMIT, I_TOL, I_TARGET, I_MODE, I_FG, I_G,
- I_F1, I_F2, I_F3, I_U, I_NS, I_NH, I_NEEDGN) = range(21)
-N_IP = 21
-F_SGN, F_TOL, F_TARGET, F_BLOWUP, F_FLOOR = range(5)
-N_FP = 5
-
-# Status and reason codes (the engine's, repeated so the kernels need no import).
-CONVERGED, DIVERGED, MAX_STEPS = 0, 1, 2
-R_MAX_STEPS, R_GRAD_TOL, R_TARGET, R_NONFINITE_UPDATE, R_NONFINITE_LOSS, R_NONFINITE_GRAD = 0, 1, 2, 3, 4, 5
-R_BOUND, R_BLOWUP, R_BAD_START = 6, 7, 8
+# Fields of the int64 parameter array ``ip`` and the float64 array ``fp`` of the driver.
+(I_D, I_R, I_STEPS, I_B, I_RECORD, I_BOUND, I_LIMIT, I_TOL, I_TARGET, I_FG, I_G, I_UPDATE, I_LOOK, I_NB, I_NC,
+ I_NS, I_U) = range(17)
+N_IP = 17
+F_TOL, F_TARGET, F_BLOWUP, F_FLOOR = range(4)
 
 
 # ================================================================================================
-# the kernels
+# the driver: generic, compiled once
 # ================================================================================================
 @intrinsic
-def _call_landscape(typingctx, addr, x, f, g, n, stride, mode):
-    """Call the generated landscape function at ``addr`` on the data of ``x``, ``f``, ``g``."""
-    sig = types.void(addr, x, f, g, n, stride, mode)
+def _call_landscape(typingctx, addr, x, f, g, n, stride):
+    """Call the landscape block function at ``addr`` on the data of ``x``, ``f``, ``g``."""
+    sig = types.void(addr, x, f, g, n, stride)
 
     def codegen(context, builder, signature, args):
         ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:4], args[1:4],
                                                                                  strict=True)]
         i64 = ir.IntType(64)
-        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64, i64, i64])
+        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64, i64])
         fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, [*ptrs, args[4], args[5], args[6]])
+        builder.call(fn, [*ptrs, args[4], args[5]])
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@njit(inline="always", **_JIT)
+@intrinsic
+def _call_update(typingctx, addr, x, g, xn, s, c, v, d, n, stride, uniform):
+    """Call a rule's block update (:data:`UPDATE_SIGNATURE`) at ``addr``."""
+    sig = types.void(addr, x, g, xn, s, c, v, d, n, stride, uniform)
+
+    def codegen(context, builder, signature, args):
+        ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:7], args[1:7],
+                                                                                 strict=True)]
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64] * 4)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, [*ptrs, *args[7:]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _call_lookahead(typingctx, addr, x, s, c, xn, d, n, stride, uniform):
+    """Call a rule's block look-ahead (:data:`LOOKAHEAD_SIGNATURE`) at ``addr``."""
+    sig = types.void(addr, x, s, c, xn, d, n, stride, uniform)
+
+    def codegen(context, builder, signature, args):
+        ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:5], args[1:5],
+                                                                                 strict=True)]
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64] * 4)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, [*ptrs, *args[5:]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_start_outcome = njit(inline="always", **JIT)(stopping.start_outcome)
+_step_outcome = njit(inline="always", **JIT)(stopping.step_outcome)
+_status_of = njit(inline="always", **JIT)(stopping.status_of)
+_is_recorded = njit(inline="always", **JIT)(stopping.is_recorded)
+_blowup_limit = njit(inline="always", **JIT)(stopping.blowup_limit)
+
+
+@njit(inline="always", **JIT)
 def _maximum(a, b):
-    """``np.maximum`` of two floats (NaN if either is NaN)."""
-    return a if (a >= b) | (a != a) else b
+    return elementwise.maximum(a, b)
 
 
-@njit(inline="always", **_JIT)
-def _lerp(start, end, w, omw):
-    """``adam.lerp`` with weight ``w`` and ``omw = 1 - w`` (torch.lerp's two formulas)."""
-    if w < 0.5:
-        return start + w * (end - start)
-    return end - (end - start) * omw
-
-
-@njit(nogil=True, **_JIT)
-def _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode, uniform):
-    """One optimizer step for the ``n`` runs of a block: new params into ``xn``, state in place.
-
-    Arrays hold ``d`` coordinate rows of ``B`` runs. Each coordinate is a loop over the runs on
-    views (so that LLVM sees unit-stride, non-negative indexing and vectorises across runs).
-    ``zf[i]`` ends NaN when the gradient the update used is not finite (only possible for the
-    look-ahead gradient of textbook Nesterov; the engine's gradient is finite for active runs).
-    """
-    for i in range(n):
-        zf[i] = 0.0
-    gsrc = g
-    if kind == NESTEROV_K:
-        mu = H[1]
-        for j in range(d):
-            o = j * B
-            xj, aj, xnj = x[o:o + n], s0[o:o + n], xn[o:o + n]
-            for i in range(n):
-                xnj[i] = xj[i] - mu[i] * aj[i]
-        _call_landscape(ga, xn, fw, gw, n, B, mode)
-        for j in range(d):
-            o = j * B
-            gj = gw[o:o + n]
-            for i in range(n):
-                v = gj[i]
-                zf[i] = zf[i] + (v - v)
-        gsrc = gw
-    first = t == 0
-    for j in range(d):
-        o = j * B
-        xj, gj, xnj = x[o:o + n], gsrc[o:o + n], xn[o:o + n]
-        aj, bj, cj = s0[o:o + n], s1[o:o + n], s2[o:o + n]
-        if kind == SGD_K:
-            wd, mu, omd, lr = H[0], H[1], H[2], S[0]
-            if f1 == 0:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    xnj[i] = p - lr[i] * gi
-            elif first:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    aj[i] = gi
-                    if f2 != 0:
-                        gi = gi + mu[i] * gi
-                    xnj[i] = p - lr[i] * gi
-            else:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    buf = aj[i] * mu[i] + omd[i] * gi
-                    aj[i] = buf
-                    if f2 != 0:
-                        gi = gi + mu[i] * buf
-                    else:
-                        gi = buf
-                    xnj[i] = p - lr[i] * gi
-        elif kind == MOMENTUM_K or kind == NESTEROV_K:  # noqa: SIM109 (numba: integer compares)
-            wd, mu, lr = H[0], H[1], S[0]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wd[i] * p
-                v = mu[i] * aj[i] + lr[i] * gi
-                aj[i] = v
-                xnj[i] = p - v
-        elif kind == ADAM_K:
-            wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
-            ss, bias2, sb2, fac = S[0], S[1], S[2], S[3]
-            if f1 == 0 and f2 == 0 and uniform:  # one set of hyperparameters for the block: scalars
-                wdc0, w0, omw0, b20, omb20, eps0 = wdc[0], w[0], omw[0], b2[0], omb2[0], eps[0]
-                ss0, sb20, fac0 = ss[0], sb2[0], fac[0]
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wdc0 * p
-                    p = p * fac0
-                    m = _lerp(aj[i], gi, w0, omw0)
-                    v = bj[i] * b20 + omb20 * gi * gi
-                    aj[i] = m
-                    bj[i] = v
-                    den = math.sqrt(v) / sb20 + eps0
-                    xnj[i] = p - ss0 * (m / den)
-            elif f1 == 0 and f2 == 0:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wdc[i] * p
-                    p = p * fac[i]
-                    m = _lerp(aj[i], gi, w[i], omw[i])
-                    v = bj[i] * b2[i] + omb2[i] * gi * gi
-                    aj[i] = m
-                    bj[i] = v
-                    den = math.sqrt(v) / sb2[i] + eps[i]
-                    xnj[i] = p - ss[i] * (m / den)
-            else:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wdc[i] * p
-                    p = p * fac[i]
-                    m = _lerp(aj[i], gi, w[i], omw[i])
-                    v = bj[i] * b2[i] + omb2[i] * gi * gi
-                    aj[i] = m
-                    bj[i] = v
-                    if f1 != 0:
-                        v = _maximum(cj[i], v)
-                        cj[i] = v
-                    if f2 != 0:
-                        den = math.sqrt(v / bias2[i] + eps[i])
-                    else:
-                        den = math.sqrt(v) / sb2[i] + eps[i]
-                    xnj[i] = p - ss[i] * (m / den)
-        elif kind == RMSPROP_K:
-            wd, alpha, oma, eps, mu, w, omw, lr = H[0], H[1], H[2], H[3], H[4], H[5], H[6], S[0]
-            if f1 == 0 and f2 == 0 and f3 == 0:  # plain RMSprop: a branch-free loop that vectorises
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    sq = aj[i] * alpha[i] + oma[i] * gi * gi
-                    aj[i] = sq
-                    avg = math.sqrt(sq) + eps[i]
-                    xnj[i] = p - lr[i] * gi / avg
-                continue
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wd[i] * p
-                sq = aj[i] * alpha[i] + oma[i] * gi * gi
-                aj[i] = sq
-                var = sq
-                if f1 != 0:
-                    gav = _lerp(bj[i], gi, w[i], omw[i])
-                    bj[i] = gav
-                    var = sq - gav * gav
-                if f3 != 0:
-                    avg = math.sqrt(var + eps[i])
-                else:
-                    avg = math.sqrt(var) + eps[i]
-                if f2 != 0:
-                    buf = cj[i] * mu[i] + gi / avg
-                    cj[i] = buf
-                    xnj[i] = p - lr[i] * buf
-                else:
-                    xnj[i] = p - lr[i] * gi / avg
-        elif kind == ADAGRAD_K:
-            wd, eps, clr = H[0], H[1], S[0]
-            if f1 != 0:  # ε inside the root (loops unswitched by hand so that each vectorises)
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    total = aj[i] + gi * gi
-                    aj[i] = total
-                    std = math.sqrt(total + eps[i])
-                    xnj[i] = p - clr[i] * gi / std
-            else:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wd[i] * p
-                    total = aj[i] + gi * gi
-                    aj[i] = total
-                    std = math.sqrt(total) + eps[i]
-                    xnj[i] = p - clr[i] * gi / std
-        elif kind == ADADELTA_K:
-            wd, rho, omr, eps, lr = H[0], H[1], H[2], H[3], S[0]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wd[i] * p
-                sq = aj[i] * rho[i] + omr[i] * gi * gi
-                std = math.sqrt(sq + eps[i])
-                acc = bj[i]
-                delta = math.sqrt(acc + eps[i]) / std * gi
-                aj[i] = sq
-                bj[i] = acc * rho[i] + omr[i] * delta * delta
-                xnj[i] = p - lr[i] * delta
-        elif kind == ADAMAX_K:
-            wd, w, omw, b2, eps, clr = H[0], H[1], H[2], H[3], H[4], S[0]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wd[i] * p
-                m = _lerp(aj[i], gi, w[i], omw[i])
-                u = _maximum(bj[i] * b2[i], abs(gi) + eps[i])
-                aj[i] = m
-                bj[i] = u
-                xnj[i] = p - clr[i] * m / u
-        elif kind == NADAM_K:
-            wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
-            bias2, c1, c2, fac = S[0], S[1], S[2], S[3]
-            if f1 != 0:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wdc[i] * p
-                    p = p * fac[i]
-                    m = _lerp(aj[i], gi, w[i], omw[i])
-                    v = bj[i] * b2[i] + omb2[i] * gi * gi
-                    aj[i] = m
-                    bj[i] = v
-                    den = math.sqrt(v / bias2[i] + eps[i])
-                    p = p - c1[i] * gi / den
-                    xnj[i] = p - c2[i] * m / den
-            else:
-                for i in range(n):
-                    p = xj[i]
-                    gi = sgn * gj[i] + wdc[i] * p
-                    p = p * fac[i]
-                    m = _lerp(aj[i], gi, w[i], omw[i])
-                    v = bj[i] * b2[i] + omb2[i] * gi * gi
-                    aj[i] = m
-                    bj[i] = v
-                    den = math.sqrt(v / bias2[i]) + eps[i]
-                    p = p - c1[i] * gi / den
-                    xnj[i] = p - c2[i] * m / den
-        else:  # RADAM_K
-            wdc, w, omw, b2, omb2, eps = H[0], H[1], H[2], H[3], H[4], H[5]
-            lr, bias1, bias2, sb2, rect, rectify, fac = S[0], S[1], S[2], S[3], S[4], S[5], S[6]
-            for i in range(n):
-                p = xj[i]
-                gi = sgn * gj[i] + wdc[i] * p
-                p = p * fac[i]
-                m = _lerp(aj[i], gi, w[i], omw[i])
-                v = bj[i] * b2[i] + omb2[i] * gi * gi
-                aj[i] = m
-                bj[i] = v
-                m_hat = m / bias1[i]
-                if rectify[i] != 0.0:
-                    if f1 != 0:
-                        adaptive = 1.0 / math.sqrt(v / bias2[i] + eps[i])
-                    else:
-                        adaptive = sb2[i] / (math.sqrt(v) + eps[i])
-                    xnj[i] = p - m_hat * lr[i] * adaptive * rect[i]
-                else:
-                    xnj[i] = p - m_hat * lr[i]
-
-
-@njit(nogil=True, **_JIT)
+@njit(nogil=True, **JIT)
 def _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr):
     for i in range(n):
         r = r0 + i
@@ -366,16 +166,44 @@ def _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr):
         gnr[k, r] = gn[i]
 
 
-@njit(nogil=True, **_JIT)
-def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, reason, rvalue, stopped, npoints,
-           pos, loss, gnr):
+@njit(inline="always", **JIT)
+def _norms(n, d, B, g, gq, gn):
+    """Squared norm and norm of each run's gradient, summed coordinate by coordinate (the order of
+    :func:`gdlab.core.batching.run_norm`)."""
+    gj = g[0:n]
+    for i in range(n):
+        gq[i] = gj[i] * gj[i]
+    for j in range(1, d):
+        gj = g[j * B:j * B + n]
+        for i in range(n):
+            gq[i] = gq[i] + gj[i] * gj[i]
+    for i in range(n):
+        gn[i] = math.sqrt(gq[i])
+
+
+@njit(inline="always", **JIT)
+def _absmax(n, d, B, x, xm):
+    """``max_i |x_i|`` of each run (the order of :func:`gdlab.core.stopping.absmax_of`)."""
+    xj = x[0:n]
+    for i in range(n):
+        xm[i] = abs(xj[i])
+    for j in range(1, d):
+        xj = x[j * B:j * B + n]
+        for i in range(n):
+            xm[i] = _maximum(xm[i], abs(xj[i]))
+
+
+@njit(nogil=True, **JIT)
+def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue, stopped,
+           npoints, pos, loss, gnr):
     """All the steps of block ``b`` (runs ``b*B .. b*B + n``); see :func:`run_plan` for the arrays."""
-    kind, d, R, steps, B = ip[I_KIND], ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B]
+    d, R, steps, B = ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B]
     record, use_bound, use_limit = ip[I_RECORD] != 0, ip[I_BOUND] != 0, ip[I_LIMIT] != 0
-    use_tol, use_target, mode, fg, ga = ip[I_TOL] != 0, ip[I_TARGET] != 0, ip[I_MODE], ip[I_FG], ip[I_G]
-    f1, f2, f3, U, NS, NH = ip[I_F1], ip[I_F2], ip[I_F3], ip[I_U], ip[I_NS], ip[I_NH]
-    need_gn = ip[I_NEEDGN] != 0
-    sgn, tol, target, blowup, floor = fp[F_SGN], fp[F_TOL], fp[F_TARGET], fp[F_BLOWUP], fp[F_FLOOR]
+    use_tol, use_target = ip[I_TOL] != 0, ip[I_TARGET] != 0
+    fg, ga, upd, look = ip[I_FG], ip[I_G], ip[I_UPDATE], ip[I_LOOK]
+    NB, NC, NS, U = ip[I_NB], ip[I_NC], ip[I_NS], ip[I_U]
+    tol, target, blowup, floor = fp[F_TOL], fp[F_TARGET], fp[F_BLOWUP], fp[F_FLOOR]
+    uniform = 1 if U == 1 else 0
     r0 = b * B
     n = min(B, R - r0)
 
@@ -383,80 +211,50 @@ def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, r
     xn = np.empty(d * B)
     g = np.empty(d * B)
     gw = np.empty(d * B)
-    s0 = np.zeros(d * B)
-    s1 = np.zeros(d * B)
-    s2 = np.zeros(d * B)
+    s = np.zeros(NB * d * B + 1)
+    C = np.zeros(NC * B + 1)
+    V = np.zeros(NS * B + 1)
     f = np.empty(B)
     fw = np.empty(B)
     gq = np.empty(B)
     gqw = np.empty(B)
     gn = np.empty(B)
     gnw = np.empty(B)
-    lim = np.empty(B)
+    lim = np.full(B, np.inf)
     bnd = np.empty(B)
     xm = np.zeros(B)
     zf = np.zeros(B)
+    code = np.zeros(B, np.int64)
+    val = np.zeros(B)
     act = np.zeros(B, np.bool_)
-    stop = np.zeros(B, np.bool_)
     mv = np.zeros(B, np.bool_)
-    unrec = np.zeros(B, np.bool_)
-    H = np.empty((max(NH, 1), B))
-    S = np.empty((max(NS, 1), B))
 
     for i in range(n):
         r = r0 + i
         u = uidx[r]
-        for k in range(NH):
-            H[k, i] = hp[k, u]
-        bnd[i] = bound[r]
+        bnd[i] = bounds[r]
+        for k in range(NC):
+            C[k * B + i] = consts[k, u]
+        for q in range(NB):
+            for j in range(d):
+                s[q * d * B + j * B + i] = init[q, u]
         for j in range(d):
             x[j * B + i] = x0[r, j]
-            if kind == ADAGRAD_K:
-                s0[j * B + i] = 0.0 + H[2, i]  # np.zeros_like(params) + initial_accumulator_value
-    _call_landscape(fg, x, f, g, n, B, mode)
+    _call_landscape(fg, x, f, g, n, B)
 
     # -- the start -------------------------------------------------------------------------
+    _norms(n, d, B, g, gq, gn)
+    _absmax(n, d, B, x, xm)
     nact = 0
     for i in range(n):
         r = r0 + i
-        acc = g[i] * g[i]
-        for j in range(1, d):
-            acc = acc + g[j * B + i] * g[j * B + i]
-        gq[i] = acc
-        gni = math.sqrt(acc)
-        gn[i] = gni
-        fi = f[i]
-        lim[i] = blowup * (abs(fi) + floor)
-        s = fi + gni
-        bad = s - s != 0.0  # NaN or inf
-        xmax = 0.0
-        out = False
-        if use_bound:
-            xmax = abs(x[i])
-            for j in range(1, d):
-                xmax = _maximum(xmax, abs(x[j * B + i]))
-            out = xmax > bnd[i]
-        done0 = bad or out
-        conv_tol = use_tol and gni < tol
-        conv0 = (conv_tol or (use_target and fi < target)) and not done0
-        if done0 or conv0:
-            if bad:
-                code = R_BAD_START
-            elif out:
-                code = R_BOUND
-            elif conv_tol:
-                code = R_GRAD_TOL
-            else:
-                code = R_TARGET
-            if out:
-                val = xmax
-            elif code == R_GRAD_TOL:
-                val = gni
-            else:
-                val = fi
-            status[r] = DIVERGED if done0 else CONVERGED
-            reason[r] = code
-            rvalue[r] = val
+        if use_limit:
+            lim[i] = _blowup_limit(f[i], blowup, floor)
+        c0, v0 = _start_outcome(f[i], gn[i], xm[i], bnd[i], tol, target, use_bound, use_tol, use_target)
+        if c0 != GOING:
+            status[r] = _status_of(c0)
+            reason[r] = c0
+            rvalue[r] = v0
             stopped[r] = 0
             npoints[r] = 1
             act[i] = False
@@ -470,116 +268,58 @@ def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, r
     t = 0
     while t < steps and nact > 0:
         for q in range(NS):
-            if U == 1:
-                v = tabs[q, t, 0]
-                for i in range(n):
-                    S[q, i] = v
+            if uniform:
+                V[q * B] = tabs[q, t, 0]
             else:
                 for i in range(n):
-                    S[q, i] = tabs[q, t, uidx[r0 + i]]
-        _update(kind, t, d, n, B, sgn, f1, f2, f3, x, g, xn, s0, s1, s2, H, S, zf, ga, gw, fw, mode, U == 1)
-        _call_landscape(fg, xn, fw, gw, n, B, mode)
-        gj = gw[0:n]
+                    V[q * B + i] = tabs[q, t, uidx[r0 + i]]
         for i in range(n):
-            gqw[i] = gj[i] * gj[i]
-        for j in range(1, d):
-            gj = gw[j * B:j * B + n]
-            for i in range(n):
-                gqw[i] = gqw[i] + gj[i] * gj[i]
+            zf[i] = 0.0
+        gsrc = g
+        if look != 0:
+            _call_lookahead(look, x, s, C, xn, d, n, B, uniform)
+            _call_landscape(ga, xn, fw, gw, n, B)
+            for j in range(d):
+                gj = gw[j * B:j * B + n]
+                for i in range(n):
+                    v = gj[i]
+                    zf[i] = zf[i] + (v - v)
+            gsrc = gw
+        _call_update(upd, x, gsrc, xn, s, C, V, d, n, B, uniform)
+        _call_landscape(fg, xn, fw, gw, n, B)
         for j in range(d):
             xj = xn[j * B:j * B + n]
             for i in range(n):
                 v = xj[i]
                 zf[i] = zf[i] + (v - v)
+        _norms(n, d, B, gw, gqw, gnw)
         if use_bound:
-            xj = xn[0:n]
-            for i in range(n):
-                xm[i] = abs(xj[i])
-            for j in range(1, d):
-                xj = xn[j * B:j * B + n]
-                for i in range(n):
-                    xm[i] = _maximum(xm[i], abs(xj[i]))
-        if need_gn:
-            for i in range(n):
-                gnw[i] = math.sqrt(gqw[i])
-        # Common case first: every run of the block active and none stopping at this step. One
-        # branch-free pass decides it; then the new arrays simply become the current ones.
-        nbad = 0
-        if nact == n:
-            for i in range(n):
-                fv = fw[i]
-                qv = gqw[i]
-                s = (zf[i] != zf[i]) | (fv - fv != 0.0) | (qv - qv != 0.0)
-                if use_bound:
-                    s = s | (xm[i] > bnd[i])
-                if use_limit:
-                    s = s | (fv > lim[i])
-                if use_tol:
-                    s = s | (gnw[i] < tol)
-                if use_target:
-                    s = s | (fv < target)
-                nbad += s
-        if nact == n and nbad == 0:
-            k = t + 1
+            _absmax(n, d, B, xn, xm)
+        nstop = 0
+        for i in range(n):
+            c1, v1 = _step_outcome(zf[i] != zf[i], f[i], fw[i], gnw[i], xm[i], lim[i], bnd[i], tol, target,
+                                   use_bound, use_limit, use_tol, use_target)
+            code[i] = c1
+            val[i] = v1
+            nstop += (c1 != GOING) & act[i]
+        k = t + 1
+        if nact == n and nstop == 0:  # the common step: every run moves on, the new arrays become current
             x, xn = xn, x
             f, fw = fw, f
             gq, gqw = gqw, gq
             gn, gnw = gnw, gn
         else:
-            nstop = 0
             for i in range(n):
-                fv = fw[i]
-                qv = gqw[i]
-                refused = zf[i] != zf[i]
-                unf = not ((fv - fv == 0.0) & (qv - qv == 0.0))
-                s = refused | unf
-                unrec[i] = s
-                if use_bound:
-                    s = s | (xm[i] > bnd[i])
-                if use_limit:
-                    s = s | (fv > lim[i])
-                if use_tol:
-                    s = s | (gnw[i] < tol)
-                if use_target:
-                    s = s | (fv < target)
-                s = s & act[i]
-                stop[i] = s
-                mv[i] = act[i] & ~(s & unrec[i])
-                nstop += s
-            k = t + 1
-            if nstop > 0:
-                for i in range(n):
-                    if not stop[i]:
-                        continue
+                stop = act[i] & (code[i] != GOING)
+                kept = _is_recorded(code[i])
+                mv[i] = act[i] and (kept or not stop)
+                if stop:
                     r = r0 + i
-                    fv = fw[i]
-                    gv = math.sqrt(gqw[i])
-                    if zf[i] != zf[i]:
-                        code = R_NONFINITE_UPDATE
-                        val = f[i]  # the loss at the params kept (the refused update left them as they were)
-                    elif fv - fv != 0.0:
-                        code = R_NONFINITE_LOSS
-                        val = fv
-                    elif unrec[i]:
-                        code = R_NONFINITE_GRAD
-                        val = gv
-                    elif use_bound and xm[i] > bnd[i]:
-                        code = R_BOUND
-                        val = xm[i]
-                    elif use_limit and fv > lim[i]:
-                        code = R_BLOWUP
-                        val = fv
-                    elif use_tol and gv < tol:
-                        code = R_GRAD_TOL
-                        val = gv
-                    else:
-                        code = R_TARGET
-                        val = fv
-                    status[r] = CONVERGED if (code == R_GRAD_TOL) | (code == R_TARGET) else DIVERGED
-                    reason[r] = code
-                    rvalue[r] = val
+                    status[r] = _status_of(code[i])
+                    reason[r] = code[i]
+                    rvalue[r] = val[i]
                     stopped[r] = k
-                    npoints[r] = k if unrec[i] else k + 1
+                    npoints[r] = k + 1 if kept else k
                     act[i] = False
                     nact -= 1
             for j in range(d):
@@ -604,192 +344,224 @@ def _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, r
         for j in range(d):
             out_x[r, j] = x[j * B + i]
         out_f[r] = f[i]
-        out_gn[r] = math.sqrt(gq[i])
+        out_gn[r] = gn[i]
 
 
-@njit(nogil=True, **_JIT)
-def _run_blocks(first, every, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, reason, rvalue,
-                stopped, npoints, pos, loss, gnr):
+@njit(nogil=True, **JIT)
+def _run_blocks(first, every, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason,
+                rvalue, stopped, npoints, pos, loss, gnr):
     """Blocks ``first, first + every, ...`` (one thread's share: threads take blocks in turn, so runs
     that finish early in one region of a grid are spread over the threads). Releases the GIL."""
     B = ip[I_B]
     nblocks = (ip[I_R] + B - 1) // B
     for b in range(first, nblocks, every):
-        _block(b, ip, fp, x0, hp, uidx, tabs, bound, out_x, out_f, out_gn, status, reason, rvalue, stopped,
-               npoints, pos, loss, gnr)
+        _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue,
+               stopped, npoints, pos, loss, gnr)
 
 
 # ================================================================================================
-# planning: from run_batch's arguments to the kernel's arrays
+# a rule's block update, generated from its element body
+# ================================================================================================
+_MODULE_HEAD = '''"""Trajectory updates of {qualname} with options {options}; generated by gdlab.fast.trajectory."""
+# sources: {stamp}
+from numba import carray, cfunc, njit
+
+import gdlab.fast.primitives  # noqa: F401 (the element primitives, compiled)
+from gdlab.fast.trajectory import JIT, LOOKAHEAD_SIGNATURE, UPDATE_SIGNATURE
+from gdlab.fast.generated import OBJECTS
+
+_Rule = OBJECTS[{key!r}]
+
+_body = njit(inline="always", **JIT)(_Rule.element)
+'''
+
+_UPDATE = """
+
+@cfunc(UPDATE_SIGNATURE, **JIT)
+def update(xp, gp, xnp, sp, cp, vp, d, n, B, uniform):
+    x = carray(xp, (d * B,))
+    g = carray(gp, (d * B,))
+    xn = carray(xnp, (d * B,))
+    s = carray(sp, ({nb} * d * B + 1,))
+    c = carray(cp, ({nc} * B + 1,))
+    v = carray(vp, ({ns} * B + 1,))
+    zero = 0.0
+    for j in range(d):
+        o = j * B
+        xj = x[o:o + n]
+        gj = g[o:o + n]
+        xnj = xn[o:o + n]
+{buffers}        if uniform:
+{uniform_values}            for i in range(n):
+                new = _body({uniform_args})
+{stores}                xnj[i] = new[0]
+        else:
+{run_values}            for i in range(n):
+                new = _body({run_args})
+{stores}                xnj[i] = new[0]
+"""
+
+_LOOKAHEAD = """
+
+_look = njit(inline="always", **JIT)(_Rule.lookahead)
+
+
+@cfunc(LOOKAHEAD_SIGNATURE, **JIT)
+def lookahead(xp, sp, cp, xnp, d, n, B, uniform):
+    x = carray(xp, (d * B,))
+    xn = carray(xnp, (d * B,))
+    s = carray(sp, ({nb} * d * B + 1,))
+    c = carray(cp, ({nc} * B + 1,))
+    zero = 0.0
+    for j in range(d):
+        o = j * B
+        xj = x[o:o + n]
+        xnj = xn[o:o + n]
+{buffers}        if uniform:
+{uniform_values}            for i in range(n):
+                xnj[i] = _look({uniform_args})
+        else:
+{run_values}            for i in range(n):
+                xnj[i] = _look({run_args})
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a rule's values live in the driver's arrays: active buffers in state rows, the body's
+    constants and scalars (in the order of its signature) in the constant and scalar rows."""
+
+    buffers: tuple[str, ...]
+    constants: tuple[str, ...]
+    scalars: tuple[str, ...]
+
+
+def layout_of(rule: Rule) -> Layout:
+    """The :class:`Layout` of ``rule``'s class and options."""
+    cls = type(rule)
+    options = rule.options()
+    own_constants = set(rule.constants(rule.hypers()))
+    names = [n for n in value_names(cls.element, cls) if n not in options]
+    look = [n for n in value_names(cls.lookahead, cls) if n not in options] if cls.lookahead else []
+    constants = tuple(dict.fromkeys([n for n in names if n in own_constants] + look))
+    scalars = tuple(n for n in names if n not in own_constants)
+    return Layout(tuple(b.name for b in rule.active_buffers()), constants, scalars)
+
+
+def _arguments(rule: Rule, fn: Any, lay: Layout, first: list[str], uniform: bool) -> str:
+    cls = type(rule)
+    options = rule.options()
+    args = list(first)
+    args += [f"s{lay.buffers.index(b.name)}j[i]" if b.name in lay.buffers else "zero" for b in cls.buffers]
+    for name in value_names(fn, cls):
+        if name in options:
+            args.append(repr(bool(options[name])))
+        elif name in lay.constants:
+            k = lay.constants.index(name)
+            args.append(f"c{k}" if uniform else f"c{k}[i]")
+        else:
+            k = lay.scalars.index(name)
+            args.append(f"v{k}" if uniform else f"v{k}[i]")
+    return ", ".join(args)
+
+
+def update_source(rule: Rule) -> str:
+    """The generated module of ``rule``'s class and options: ``update`` (and ``lookahead``)."""
+    cls = type(rule)
+    lay = layout_of(rule)
+    sources = generated.stamp(cls, elementwise, primitives, Rule, sys.modules[__name__])
+    sources += " " + generated.code_stamp(cls.element, cls.lookahead)
+    text = _MODULE_HEAD.format(qualname=cls.__qualname__, options=sorted(rule.options().items()),
+                               key=generated.provide(cls, cls.element, cls.lookahead), stamp=sources)
+    buffers = "".join(f"        s{q}j = s[{q} * d * B + o:{q} * d * B + o + n]\n" for q in range(len(lay.buffers)))
+    consts_uniform = "".join(f"            c{k} = c[{k} * B]\n" for k in range(len(lay.constants)))
+    consts_runs = "".join(f"            c{k} = c[{k} * B:{k} * B + n]\n" for k in range(len(lay.constants)))
+    scal_uniform = "".join(f"            v{k} = v[{k} * B]\n" for k in range(len(lay.scalars)))
+    scal_runs = "".join(f"            v{k} = v[{k} * B:{k} * B + n]\n" for k in range(len(lay.scalars)))
+    stores = "".join(f"                s{lay.buffers.index(b.name)}j[i] = new[{m + 1}]\n"
+                     for m, b in enumerate(cls.buffers) if b.name in lay.buffers)
+    sizes = {"nb": len(lay.buffers), "nc": len(lay.constants), "ns": len(lay.scalars)}
+    text += _UPDATE.format(
+        **sizes, buffers=buffers, stores=stores,
+        uniform_values=consts_uniform + scal_uniform, run_values=consts_runs + scal_runs,
+        uniform_args=_arguments(rule, cls.element, lay, ["xj[i]", "gj[i]"], True),
+        run_args=_arguments(rule, cls.element, lay, ["xj[i]", "gj[i]"], False),
+    )
+    if cls.lookahead is not None:
+        text += _LOOKAHEAD.format(
+            **sizes, buffers=buffers, uniform_values=consts_uniform, run_values=consts_runs,
+            uniform_args=_arguments(rule, cls.lookahead, lay, ["xj[i]"], True),
+            run_args=_arguments(rule, cls.lookahead, lay, ["xj[i]"], False),
+        )
+    return text
+
+
+#: Addresses of the generated update and look-ahead by (rule class, options).
+_updates: dict[tuple[type, tuple[tuple[str, bool], ...]], tuple[int, int]] = {}
+
+
+def _rule_key(rule: Rule) -> tuple[type, tuple[tuple[str, bool], ...]]:
+    return type(rule), tuple(sorted(rule.options().items()))
+
+
+def update_addresses(rule: Rule) -> tuple[int, int]:
+    """(update, look-ahead or 0) addresses of ``rule``'s generated block functions (compiled or loaded)."""
+    key = _rule_key(rule)
+    found = _updates.get(key)
+    if found is None:
+        module = generated.load(update_source(rule), "trajectory")
+        look = int(module.lookahead.address) if hasattr(module, "lookahead") else 0
+        found = _updates[key] = (int(module.update.address), look)
+    return found
+
+
+def _update_ready(rule: Rule) -> bool:
+    return _rule_key(rule) in _updates or generated.is_built(update_source(rule), "trajectory")
+
+
+# ================================================================================================
+# planning: from run_batch's arguments to the driver's arrays
 # ================================================================================================
 @dataclass
 class Plan:
     """Everything one fused call needs (built by :func:`plan`)."""
 
-    kind: int
-    flags: tuple[int, int, int]
-    sgn: float
-    hp: np.ndarray  # (NH, U)
+    rule: Rule
+    layout: Layout
+    consts: np.ndarray  # (NC, U)
     tabs: np.ndarray  # (NS, T, U)
+    init: np.ndarray  # (NB, U): the initial value of each buffer
     lr_tab: np.ndarray  # (T, U): the learning rate of every step (what the record shows)
-    uidx: np.ndarray  # (R,) int64
+    uidx: np.ndarray  # (R,) int64: the hyperparameter column of each run
     batch: tuple[int, ...]
-    landscape: Any  # CompiledLandscape
-    mode: int
-
-
-def _hyper_values(obj: Any) -> list[Any]:
-    out: list[Any] = []
-    if obj is None or not hasattr(obj, "get_params"):
-        return out
-    for value in obj.get_params().values():
-        if isinstance(value, tuple):
-            out.extend(value)
-        else:
-            out.append(value)
-    return out
+    landscape: Any  # lc.CompiledLandscape
 
 
 def _array_shapes(*objs: Any) -> list[tuple[int, ...]]:
-    return [np.shape(v) for obj in objs for v in _hyper_values(obj) if isinstance(v, np.ndarray) and v.ndim > 0]
+    shapes = []
+    for obj in objs:
+        if obj is None or not hasattr(obj, "get_params"):
+            continue
+        for value in obj.get_params().values():
+            for part in value if isinstance(value, tuple) else (value,):
+                if isinstance(part, np.ndarray) and part.ndim > 0:
+                    shapes.append(part.shape)
+    return shapes
 
 
-class _Tables:
-    """Per-run values of the hyperparameters and per-step tables, computed as the reference does."""
-
-    def __init__(self, hshape: tuple[int, ...], steps: int) -> None:
-        self.hshape = hshape
-        self.U = math.prod(hshape)
-        self.T = steps
-        self.t = np.arange(1, steps + 1, dtype=np.int64)[:, None]  # the 1-based step of each update
-
-    def u(self, value: Any) -> np.ndarray:
-        """A hyperparameter as one value per distinct combination, shape (U,)."""
-        return np.broadcast_to(np.asarray(value, dtype=np.float64), self.hshape).reshape(self.U).copy()
-
-    def power_t(self, base: Any) -> np.ndarray:
-        """``base ** t`` for t = 1..T as the reference computes it: C ``pow`` for a Python float; for an
-        array, NumPy's ``ndarray ** int`` (its fast path squares for t = 2)."""
-        b = self.u(base)[None, :]
-        out = np.power(b, self.t.astype(np.float64))
-        if isinstance(base, np.ndarray) and self.T >= 2:
-            out[1] = b[0] * b[0]
-        if isinstance(base, np.ndarray) and self.T >= 1:
-            out[0] = b[0]
-        return out
-
-
-def _is_zero_scalar(value: Any) -> bool:
-    return isinstance(value, float) and value == 0.0
-
-
-def _uses(value: Any) -> bool:
-    """SGD's and RMSprop's ``_uses_momentum``: anything but the scalar 0.0."""
-    return not _is_zero_scalar(value)
-
-
-def _lr_table(opt: Any, schedule: Any, tb: _Tables) -> np.ndarray | str:
-    """The learning rate of every step, shape (T, U); a reason string when it cannot be fused."""
-    base = opt.lr
-    if schedule is None:
-        return np.broadcast_to(tb.u(base), (tb.T, tb.U))
-    tsteps = np.arange(tb.T, dtype=np.int64).reshape((tb.T,) + (1,) * len(tb.hshape))
-    with np.errstate(all="ignore"):
-        table = np.asarray(schedule(tsteps, base), dtype=np.float64)
-    table = np.broadcast_to(table, (tb.T,) + tb.hshape).reshape(tb.T, tb.U)
-    if not (np.isfinite(table).all() and (table >= 0).all()):
-        return "the schedule gives a learning rate that is negative or not finite (the reference refuses it)"
-    return table
-
-
-def _decay_factor(lr_tab: np.ndarray, wd: Any, tb: _Tables) -> np.ndarray:
-    """``1 - η_t λ`` (decoupled decay), or ones when λ is the scalar 0 (no decay)."""
-    if _is_zero_scalar(wd):
-        return np.ones((tb.T, tb.U))
-    return 1.0 - lr_tab * tb.u(wd)[None, :]
-
-
-def _optimizer_tables(opt: Any, kind: int, lr_tab: np.ndarray, tb: _Tables) -> tuple[list[np.ndarray],
-                                                                                      list[np.ndarray],
-                                                                                      tuple[int, int, int]]:
-    """(per-run rows H, per-step tables S, flags) of ``opt``, each computed as its ``_update`` does."""
-    u = tb.u
-    with np.errstate(all="ignore"):
-        if kind == SGD_K:
-            mom = _uses(opt.momentum)
-            return [u(opt.weight_decay), u(opt.momentum), 1.0 - u(opt.dampening)], [lr_tab], \
-                (int(mom), int(bool(opt.nesterov)), 0)
-        if kind in (MOMENTUM_K, NESTEROV_K):
-            return [u(opt.weight_decay), u(opt.momentum)], [lr_tab], (0, 0, 0)
-        if kind == RMSPROP_K:
-            alpha = u(opt.alpha)
-            w = 1.0 - alpha
-            return [u(opt.weight_decay), alpha, 1.0 - alpha, u(opt.eps), u(opt.momentum), w, 1.0 - w], [lr_tab], \
-                (int(bool(opt.centered)), int(_uses(opt.momentum)), int(bool(opt.eps_inside_sqrt)))
-        if kind == ADAGRAD_K:
-            clr = lr_tab / (1.0 + (tb.t - 1) * u(opt.lr_decay)[None, :])
-            return [u(opt.weight_decay), u(opt.eps), u(opt.initial_accumulator_value)], [clr], \
-                (int(bool(opt.eps_inside_sqrt)), 0, 0)
-        if kind == ADADELTA_K:
-            rho = u(opt.rho)
-            return [u(opt.weight_decay), rho, 1.0 - rho, u(opt.eps)], [lr_tab], (0, 0, 0)
-        beta1, beta2 = opt.betas
-        w = 1.0 - u(beta1)
-        b2 = u(beta2)
-        if kind == ADAMAX_K:
-            clr = lr_tab / (1.0 - tb.power_t(beta1))
-            return [u(opt.weight_decay), w, 1.0 - w, b2, u(opt.eps)], [clr], (0, 0, 0)
-        rows = [u(0.0), w, 1.0 - w, b2, 1.0 - b2, u(opt.eps)]
-        inside = int(bool(opt.eps_inside_sqrt))
-        if kind == ADAM_K:
-            if isinstance(opt, AdamW):
-                wd = opt.weight_decay
-                if _is_zero_scalar(wd):
-                    factor = np.ones((tb.T, tb.U))
-                elif opt.weight_decay_form == "torch":
-                    factor = 1.0 - lr_tab * u(wd)[None, :]
-                else:
-                    base = u(opt.lr)[None, :]
-                    ratio = np.divide(lr_tab, base, out=np.ones(np.broadcast(lr_tab, base).shape), where=base != 0)
-                    factor = 1.0 - ratio * u(wd)[None, :]
-            else:
-                rows[0] = u(opt.weight_decay)
-                factor = np.ones((tb.T, tb.U))
-            bias1 = 1.0 - tb.power_t(beta1)
-            bias2 = 1.0 - tb.power_t(beta2)
-            return rows, [lr_tab / bias1, bias2, np.sqrt(bias2), factor], (int(bool(opt.amsgrad)), inside, 0)
-        decoupled = bool(opt.decoupled_weight_decay)
-        if decoupled:
-            factor = _decay_factor(lr_tab, opt.weight_decay, tb)
-        else:
-            rows[0] = u(opt.weight_decay)
-            factor = np.ones((tb.T, tb.U))
-        bias2 = 1.0 - tb.power_t(beta2)
-        if kind == NADAM_K:
-            b1 = u(beta1)[None, :]
-            psi = u(opt.momentum_decay)[None, :]
-            mu = b1 * (1.0 - 0.5 * np.power(0.96, tb.t * psi))
-            mu_next = b1 * (1.0 - 0.5 * np.power(0.96, (tb.t + 1) * psi))
-            mu_product = np.multiply.accumulate(mu, axis=0)
-            c1 = lr_tab * (1.0 - mu) / (1.0 - mu_product)
-            c2 = lr_tab * mu_next / (1.0 - mu_product * mu_next)
-            return rows, [bias2, c1, c2, factor], (inside, 0, 0)
-        # RAdam
-        bias1 = 1.0 - tb.power_t(beta1)
-        rho_inf = (2.0 / (1.0 - b2) - 1.0)[None, :]
-        rho_t = rho_inf - 2 * tb.t * tb.power_t(beta2) / bias2
-        rectify = rho_t > RHO_THRESHOLD
-        ratio = (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
-        rect = np.sqrt(np.where(rectify, ratio, 1.0))
-        return rows, [lr_tab, bias1, bias2, np.sqrt(bias2), rect, rectify.astype(np.float64), factor], \
-            (inside, 0, 0)
+def _columns(value: Any, hshape: tuple[int, ...]) -> Any:
+    """A hyperparameter as one value per distinct combination, shape (U,) (pairs element by element;
+    options and names as they are)."""
+    if isinstance(value, tuple):
+        return tuple(_columns(v, hshape) for v in value)
+    if isinstance(value, bool | str) or value is None:
+        return value
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), hshape).reshape(-1).copy()
 
 
 def _schedule_reason(schedule: Any) -> str | None:
     if schedule is None:
         return None
-    from gdlab.core.schedules import Schedule
-
     if not isinstance(schedule, Schedule):
         return f"the schedule {type(schedule).__name__} is not one of gdlab's schedules"
     if getattr(schedule, "needs_loss", False):
@@ -800,104 +572,107 @@ def _schedule_reason(schedule: Any) -> str | None:
     return None
 
 
-def landscape_reason(objective: Any, allow_close: bool = False, compile_now: bool = True) -> Any:
-    """The compiled landscape of ``objective``, or a reason string why it has none.
+def _lr_table(rule: Rule, schedule: Any, hshape: tuple[int, ...], steps: int) -> np.ndarray | str:
+    """The learning rate of every step, shape (T, U); a reason string when it cannot be fused."""
+    if schedule is None:
+        return np.broadcast_to(np.asarray(rule.lr, dtype=np.float64), hshape).reshape(1, -1).repeat(steps, 0)
+    t = np.arange(steps, dtype=np.int64).reshape((steps,) + (1,) * len(hshape))
+    with np.errstate(all="ignore"):
+        table = np.asarray(schedule(t, rule.lr), dtype=np.float64)
+    table = np.broadcast_to(table, (steps,) + hshape).reshape(steps, -1)
+    if not (np.isfinite(table).all() and (table >= 0).all()):
+        return "the schedule gives a learning rate that is negative or not finite (the reference refuses it)"
+    return table
 
-    With ``compile_now=False`` an uncompiled landscape gives ``None`` (not ready yet).
-    """
+
+def _landscape(objective: Any, compile_now: bool) -> Any:
+    """The compiled landscape of ``objective``, a reason string, or ``None`` (not compiled yet)."""
     code = lc.code_for(objective)
     if isinstance(code, str):
         return f"the objective has no compiled form: {code}"
-    if not compile_now and not _landscape_ready(code):
+    if not compile_now and not lc.is_ready(code):
         return None
     try:
-        compiled = lc.compile_landscape(objective)
+        return lc.compile_landscape(objective)
     except lc.CodegenError as exc:
         return f"the objective could not be compiled: {exc}"
-    if compiled.verdict == "exact" or (allow_close and compiled.verdict == "close"):
-        return compiled
-    if compiled.verdict == "close":
-        return ("its compiled form agrees with the reference to rounding only (not bit for bit); "
-                "backend='fused' uses it anyway")
-    return f"the objective's compiled form is not usable: {compiled.verdict}"
 
 
 def plan(objective: Any, optimizer: Any, batch: tuple[int, ...], steps: int, schedule: Any, d: int | None = None,
-         allow_close: bool = False, compile_now: bool = True) -> Plan | str | None:
+         compile_now: bool = True) -> Plan | str | None:
     """A :class:`Plan` for these arguments, a reason string when they cannot be fused, or ``None``
-    when they could be but the kernels are not compiled yet (only with ``compile_now=False``).
+    when they could be but the code is not compiled yet (only with ``compile_now=False``).
 
     ``d`` is the number of coordinates of the starts (checked against the landscape's)."""
-    kind = KINDS.get(type(optimizer))
-    if kind is None:
+    if not isinstance(optimizer, Rule):
         name = getattr(optimizer, "name", type(optimizer).__name__)
-        if not getattr(optimizer, "elementwise", False):
-            return f"optimizer {name!r} is not elementwise (it needs more than the gradient of each run)"
-        return f"optimizer {type(optimizer).__name__} has no fused trajectory kernel (only gdlab's own classes do)"
+        return f"optimizer {name!r} is not an elementwise rule (it needs more than the gradient of each run)"
     reason = _schedule_reason(schedule)
     if reason is not None:
         return reason
     dim = int(getattr(objective, "dim", 0) or 0)
     if dim > lc.MAX_DIM:
         return f"the landscape has {dim} dimensions (the fused path takes at most {lc.MAX_DIM})"
-    if d is not None and dim and d != dim:  # no ``dim``: not a landscape, landscape_reason says so
+    if d is not None and dim and d != dim:  # no ``dim``: not a landscape, the landscape check says so
         return f"the starts have {d} coordinates, the objective {dim}"
     try:
         hshape = np.broadcast_shapes(*_array_shapes(optimizer, schedule))
     except ValueError:
         return "the array hyperparameters do not broadcast together"
-    tb = _Tables(hshape, steps)
-    n_tabs = 7
-    if steps * tb.U * n_tabs > MAX_TABLE_ENTRIES:
-        return (f"{tb.U} distinct hyperparameter values x {steps} steps need per-step tables larger than "
+    lay = layout_of(optimizer)
+    width = math.prod(hshape)
+    if steps * width * max(len(lay.scalars) + 1, 1) > MAX_TABLE_ENTRIES:
+        return (f"{width} distinct hyperparameter values x {steps} steps need per-step tables larger than "
                 f"{MAX_TABLE_ENTRIES} entries")
-    compiled = landscape_reason(objective, allow_close, compile_now)
+    compiled = _landscape(objective, compile_now)
     if compiled is None or isinstance(compiled, str):
         return compiled
     if compile_now:
         ensure_driver()
-    elif not driver_ready():
+        update_addresses(optimizer)
+    elif not (driver_ready() and _update_ready(optimizer)):
         return None
-    lr_tab = _lr_table(optimizer, schedule, tb)
+    lr_tab = _lr_table(optimizer, schedule, hshape, steps)
     if isinstance(lr_tab, str):
         return lr_tab
-    rows, tables, flags = _optimizer_tables(optimizer, kind, lr_tab, tb)
-    hp = np.ascontiguousarray(np.stack([np.asarray(r, dtype=np.float64) for r in rows]))
-    tabs = np.empty((len(tables), steps, tb.U))
-    for q, table in enumerate(tables):
-        tabs[q] = table
-    uidx = np.broadcast_to(np.arange(tb.U, dtype=np.int64).reshape(hshape), batch).ravel()
-    sgn = -1.0 if getattr(optimizer, "maximize", False) else 1.0
-    return Plan(kind=kind, flags=flags, sgn=sgn, hp=hp, tabs=tabs, lr_tab=np.asarray(lr_tab), uidx=uidx,
-                batch=batch, landscape=compiled, mode=compiled.mode(batch))
+    h = Hypers({k: _columns(v, hshape) for k, v in optimizer.get_params().items()})
+    tables = optimizer.tables(steps, lr_tab, h)
+    consts = np.array([tables.constants[n] for n in lay.constants], dtype=np.float64).reshape(len(lay.constants),
+                                                                                            width)
+    tabs = np.empty((len(lay.scalars), steps, width))
+    for q, name in enumerate(lay.scalars):
+        tabs[q] = tables.scalars[name]
+    params = optimizer.get_params()
+    init = np.zeros((len(lay.buffers), width))
+    for q, name in enumerate(lay.buffers):
+        spec = next(bf for bf in type(optimizer).buffers if bf.name == name)
+        if spec.init is not None:
+            init[q] = 0.0 + _columns(params[spec.init], hshape)  # np.zeros_like(params) + value
+    uidx = np.array(np.broadcast_to(np.arange(width, dtype=np.int64).reshape(hshape), batch).reshape(-1))
+    return Plan(optimizer, lay, np.ascontiguousarray(consts), tabs, init, np.asarray(lr_tab), uidx, batch, compiled)
 
 
 # ================================================================================================
 # running a plan
 # ================================================================================================
-def run_plan(p: Plan, objective: Any, optimizer: Any, x0: np.ndarray, *, steps: int, schedule: Any,
-             tol: float | None, target: float | None, bound: Any, blowup: float | None, blowup_floor: float,
-             record: bool, label: str) -> Any:
-    """Run a plan; returns the :class:`~gdlab.engine.run.BatchRecord` of :func:`run_batch`."""
-    from gdlab.engine.run import assemble_record
-
+def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, record: bool) -> Trajectories:
+    """Run a plan from the starts ``x0`` (shape ``batch + (d,)``) under the stopping ``rules``."""
     batch = p.batch
     d = x0.shape[-1]
     R = math.prod(batch)
     xs = np.ascontiguousarray(x0.reshape(R, d), dtype=np.float64)
-    check_bound = not (np.ndim(bound) == 0 and math.isinf(float(bound)))
-    bounds = np.ascontiguousarray(np.broadcast_to(np.asarray(bound, dtype=np.float64), batch).reshape(R))
-    need_gn = record or tol is not None
+    bounds = np.array(np.broadcast_to(np.asarray(rules.bound, dtype=np.float64), batch).reshape(R))
     nthreads = _thread_count(R, steps)
+    update, look = update_addresses(p.rule)
     ip = np.zeros(N_IP, dtype=np.int64)
-    ip[I_KIND], ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B], ip[I_NT] = p.kind, d, R, steps, BLOCK, nthreads
-    ip[I_RECORD], ip[I_BOUND], ip[I_LIMIT] = int(record), int(check_bound), int(blowup is not None)
-    ip[I_TOL], ip[I_TARGET], ip[I_MODE] = int(tol is not None), int(target is not None), p.mode
-    ip[I_FG], ip[I_G] = p.landscape.value_grad_address, p.landscape.grad_address
-    ip[I_F1], ip[I_F2], ip[I_F3] = p.flags
-    ip[I_U], ip[I_NS], ip[I_NH], ip[I_NEEDGN] = p.hp.shape[1], p.tabs.shape[0], p.hp.shape[0], int(need_gn)
-    fp = np.array([p.sgn, 0.0 if tol is None else float(tol), 0.0 if target is None else float(target),
-                   0.0 if blowup is None else float(blowup), float(blowup_floor)])
+    ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B] = d, R, steps, BLOCK
+    ip[I_RECORD], ip[I_BOUND], ip[I_LIMIT] = int(record), int(rules.uses_bound), int(rules.blowup is not None)
+    ip[I_TOL], ip[I_TARGET] = int(rules.tol is not None), int(rules.target is not None)
+    ip[I_FG], ip[I_G], ip[I_UPDATE], ip[I_LOOK] = p.landscape.value_grad_address, p.landscape.grad_address, update, look
+    width = p.lr_tab.shape[1]
+    ip[I_NB], ip[I_NC], ip[I_NS], ip[I_U] = len(p.layout.buffers), len(p.layout.constants), len(p.layout.scalars), width
+    fp = np.array([0.0 if rules.tol is None else rules.tol, 0.0 if rules.target is None else rules.target,
+                   0.0 if rules.blowup is None else rules.blowup, rules.blowup_floor])
     out_x = np.empty((R, d))
     out_f = np.empty(R)
     out_gn = np.empty(R)
@@ -912,28 +687,29 @@ def run_plan(p: Plan, objective: Any, optimizer: Any, x0: np.ndarray, *, steps: 
         gnr = np.empty((steps + 1, R))
     else:
         pos, loss, gnr = np.empty((1, 1, 1)), np.empty((1, 1)), np.empty((1, 1))
-    args = (ip, fp, xs, p.hp, p.uidx, p.tabs, bounds, out_x, out_f, out_gn, status, reason, rvalue, stopped,
+    tabs = p.tabs if p.tabs.size else np.zeros((1, max(steps, 1), width))
+    consts = p.consts if p.consts.size else np.zeros((1, width))
+    init = p.init if p.init.size else np.zeros((1, width))
+    args = (ip, fp, xs, consts, tabs, init, p.uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue, stopped,
             npoints, pos, loss, gnr)
     if nthreads > 1:
         _run_threads(nthreads, args)
     else:
         _run_blocks(0, 1, *args)
 
-    last = int(stopped.max()) if R else 0
     records = None
     if record:
+        last = int(stopped.max()) if R else 0
         lr_rec = np.empty((steps,) + batch)
         if steps:
             lr_rec.reshape(steps, R)[:] = p.lr_tab[:, p.uidx] if p.lr_tab.shape[1] > 1 else p.lr_tab[:, :1]
-        records = (pos.reshape((steps + 1,) + batch + (d,)), loss.reshape((steps + 1,) + batch),
-                   gnr.reshape((steps + 1,) + batch), lr_rec)
-    return assemble_record(
-        optimizer, schedule, x0, batch, records, last,
-        status_code=status.reshape(batch), stopped_at=stopped.reshape(batch), n_points=npoints.reshape(batch),
-        reason_code=reason.reshape(batch), reason_value=rvalue.reshape(batch),
-        final_params=out_x.reshape(batch + (d,)), final_loss=out_f.reshape(batch),
-        final_grad_norm=out_gn.reshape(batch), steps=steps, tol=tol, target=target, bound=bound, blowup=blowup,
-        label=label,
+        records = Records(pos[: last + 1].reshape((last + 1,) + batch + (d,)),
+                          loss[: last + 1].reshape((last + 1,) + batch),
+                          gnr[: last + 1].reshape((last + 1,) + batch), lr_rec[:last])
+    return Trajectories(
+        status_code=status.reshape(batch), reason_code=reason.reshape(batch), reason_value=rvalue.reshape(batch),
+        stopped_at=stopped.reshape(batch), n_points=npoints.reshape(batch), final_params=out_x.reshape(batch + (d,)),
+        final_loss=out_f.reshape(batch), final_grad_norm=out_gn.reshape(batch), records=records,
     )
 
 
@@ -979,65 +755,29 @@ _pending: dict[Any, Future[Any]] = {}
 _pending_lock = threading.Lock()
 
 
-def _stamp() -> str:
-    try:
-        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return "unknown"
-
-
-def _driver_marker() -> Path | None:
-    try:
-        return lc.generated_dir() / f"driver_{_stamp()}.ok"
-    except lc.CodegenError:
-        return None
-
-
 def driver_ready() -> bool:
-    """Whether the driver kernels are compiled (or loaded) in this process."""
+    """Whether the driver is compiled (or loaded) in this process."""
     return _driver_state["ready"]
 
 
-def _driver_cached() -> bool:
-    marker = _driver_marker()
-    return marker is not None and marker.exists()
-
-
-def _landscape_ready(code: Any) -> bool:
-    key, _ = lc.source_key(code)
-    return key in lc._modules
-
-
 def ensure_driver() -> float:
-    """Compile (or load from numba's disk cache) the driver kernels; returns seconds spent."""
+    """Compile (or load from numba's disk cache) the driver; returns seconds spent."""
     if _driver_state["ready"]:
         return 0.0
     with _driver_lock:
         if _driver_state["ready"]:
             return 0.0
         start = time.perf_counter()
-        from gdlab.landscapes import make_landscape
-
-        land = lc.compile_landscape(make_landscape("sphere", dim=1))
-        x0 = np.zeros((3 * BLOCK, 1)) + 0.5
-        ip = np.zeros(N_IP, dtype=np.int64)
-        ip[I_KIND], ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B], ip[I_NT] = SGD_K, 1, 3 * BLOCK, 1, BLOCK, 1
-        ip[I_FG], ip[I_G], ip[I_U], ip[I_NS], ip[I_NH] = land.value_grad_address, land.grad_address, 1, 1, 3
-        fp = np.array([1.0, 0.0, 0.0, 0.0, 1e-3])
-        hp = np.zeros((3, 1))
-        tabs = np.full((1, 1, 1), 0.1)
-        uidx = np.zeros(3 * BLOCK, dtype=np.int64)
-        R = 3 * BLOCK
-        args = (ip, fp, x0, hp, uidx, tabs, np.full(R, np.inf), np.empty((R, 1)), np.empty(R), np.empty(R),
-                np.zeros(R, np.int8), np.zeros(R, np.int8), np.zeros(R), np.zeros(R, np.int64),
-                np.zeros(R, np.int64), np.empty((1, 1, 1)), np.empty((1, 1)), np.empty((1, 1)))
-        _run_blocks(0, 1, *args)
+        _run_blocks.compile((types.int64, types.int64, *(numba_typeof(a) for a in _driver_arguments())))
         _driver_state["ready"] = True
-        marker = _driver_marker()
-        if marker is not None:
-            with contextlib.suppress(OSError):
-                marker.touch()
         return time.perf_counter() - start
+
+
+def _driver_arguments() -> tuple[np.ndarray, ...]:
+    """Arrays of the kinds :func:`run_plan` passes to the driver (to compile it ahead of a call)."""
+    f1, f2, f3 = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1))
+    i1, b1 = np.zeros(1, np.int64), np.zeros(1, np.int8)
+    return (np.zeros(N_IP, np.int64), np.zeros(4), f2, f2, f3, f2, i1, f1, f2, f1, f1, b1, b1, f1, i1, i1, f3, f2, f2)
 
 
 def _background(key: Any, fn: Any) -> None:
@@ -1056,12 +796,10 @@ def _quiet(fn: Any) -> None:
         fn()
 
 
-def prepare(objective: Any, wait: bool = False) -> bool:
-    """Compile the driver and ``objective``'s landscape (in the background unless ``wait``).
-
-    Returns True when both are ready now. Servers call it when a custom expression is parsed so
-    that its first run finds it compiled.
-    """
+def prepare(objective: Any, optimizer: Any = None, wait: bool = False) -> bool:
+    """Compile the driver, ``objective``'s landscape and ``optimizer``'s update (in the background
+    unless ``wait``). Returns True when all are ready now. Servers call it when a custom expression
+    is run so that later runs find it compiled."""
     code = lc.code_for(objective)
     if isinstance(code, str):
         return False
@@ -1069,13 +807,17 @@ def prepare(objective: Any, wait: bool = False) -> bool:
     def work() -> None:
         ensure_driver()
         lc.compile_landscape(objective)
+        if isinstance(optimizer, Rule):
+            update_addresses(optimizer)
 
     if wait:
         work()
         return True
-    if driver_ready() and _landscape_ready(code):
+    ready = driver_ready() and lc.is_ready(code) and (not isinstance(optimizer, Rule) or _rule_key(optimizer)
+                                                       in _updates)
+    if ready:
         return True
-    _background(("land", lc.source_key(code)[0]), work)
+    _background(("prepare", id(code), _rule_key(optimizer) if isinstance(optimizer, Rule) else None), work)
     return False
 
 
@@ -1084,44 +826,39 @@ def _estimated_reference_seconds(R: int, d: int, steps: int) -> float:
     return steps * (60e-6 + 15e-9 * R * d)
 
 
-def _cheap_to_load(objective: Any) -> bool:
+def _cheap_to_load(objective: Any, optimizer: Any) -> bool:
     code = lc.code_for(objective)
-    if isinstance(code, str):
+    if isinstance(code, str) or not isinstance(optimizer, Rule):
         return False
-    return (driver_ready() or _driver_cached()) and (_landscape_ready(code) or lc.is_cached(code))
+    return lc.is_cached(code) and _update_ready(optimizer)
 
 
 def try_run(objective: Any, optimizer: Any, x0: np.ndarray, batch: tuple[int, ...], *, backend: str, steps: int,
-            schedule: Any, tol: float | None, target: float | None, bound: Any, blowup: float | None,
-            blowup_floor: float, record: bool, label: str) -> Any:
-    """The fused :func:`run_batch`, or ``None`` when the reference should run (``backend="auto"``).
+            schedule: Any, rules: StoppingRules, record: bool) -> Trajectories | None:
+    """The fused trajectories, or ``None`` when the reference should run (``backend="auto"``).
 
     With ``backend="fused"`` an unsupported call raises ``ValueError`` with the reason.
     """
     fused = backend == "fused"
-    compile_now = fused or _cheap_to_load(objective) or (
+    compile_now = fused or _cheap_to_load(objective, optimizer) or (
         _estimated_reference_seconds(math.prod(batch), x0.shape[-1], steps) >= SYNC_COMPILE_SECONDS)
-    p = plan(objective, optimizer, batch, steps, schedule, d=x0.shape[-1], allow_close=fused,
-             compile_now=compile_now)
+    p = plan(objective, optimizer, batch, steps, schedule, d=x0.shape[-1], compile_now=compile_now)
     if p is None:  # supported, but not compiled yet: compile for next time, run the reference now
-        prepare(objective)
+        prepare(objective, optimizer)
         return None
     if isinstance(p, str):
         if fused:
             raise ValueError(f"backend='fused' cannot run this: {p}")
         return None
-    return run_plan(p, objective, optimizer, x0, steps=steps, schedule=schedule, tol=tol, target=target,
-                    bound=bound, blowup=blowup, blowup_floor=blowup_floor, record=record, label=label)
+    return run_plan(p, x0, steps=steps, rules=rules, record=record)
 
 
 def explain(objective: Any, optimizer: Any, starts: Any, steps: int = 1, schedule: Any = None) -> str:
-    """``"fused"`` when :func:`run_batch` would take the fused path for these arguments, else why not
-    (compiling the kernels if needed)."""
-    from gdlab.engine.run import hyper_shapes
-
+    """``"fused"`` when ``run_batch`` would take the fused path for these arguments, else why not
+    (compiling the code if needed)."""
     x0 = np.asarray(starts, dtype=np.float64)
     try:
-        batch = np.broadcast_shapes(x0.shape[:-1], *hyper_shapes(optimizer), *hyper_shapes(schedule))
+        batch = np.broadcast_shapes(x0.shape[:-1], *_array_shapes(optimizer, schedule))
     except ValueError:
         return "the starts do not broadcast against the hyperparameters"
     p = plan(objective, optimizer, batch, steps, schedule, d=x0.shape[-1])
@@ -1135,11 +872,15 @@ WARM_EXTRA = (("rosenbrock", {"dim": 3}), ("rosenbrock", {"dim": 10}), ("rastrig
 
 
 def warmup(extra: bool = True) -> float:
-    """Compile (or load from the disk cache) the driver and the built-in landscapes; returns seconds."""
+    """Compile (or load from the disk cache) the driver, every built-in rule's update and the
+    built-in landscapes; returns seconds."""
+    from gdlab.core.rules import RULES
     from gdlab.landscapes import LANDSCAPES, make_landscape
 
     start = time.perf_counter()
     ensure_driver()
+    for cls in RULES.values():
+        update_addresses(cls())
     specs: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in LANDSCAPES]
     if extra:
         specs += list(WARM_EXTRA)
@@ -1148,19 +889,14 @@ def warmup(extra: bool = True) -> float:
             land = make_landscape(name, **params)
         except (ValueError, TypeError):
             continue
-        code = lc.code_for(land)
-        if isinstance(code, str):
-            continue
-        try:
-            lc.compile_landscape(land)
-        except lc.CodegenError:
-            continue
+        with contextlib.suppress(lc.CodegenError):
+            if not isinstance(lc.code_for(land), str):
+                lc.compile_landscape(land)
     return time.perf_counter() - start
 
 
 __all__ = [
     "BLOCK",
-    "KINDS",
     "Plan",
     "driver_ready",
     "ensure_driver",

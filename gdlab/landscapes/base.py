@@ -6,18 +6,27 @@ A landscape is a differentiable test function ``f: ℝᵈ → ℝ`` with exact v
 it carries what the lab needs to show and judge a run: a plotting box (:attr:`Landscape.domain`),
 its known critical points (:class:`Point`), a demo start point and its declared parameters
 (:class:`~gdlab.core.hyper.Hyper` specs, validated like an optimizer's hyperparameters).
+
+Value and gradient of a landscape with at most :data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM`
+coordinates are its :meth:`Landscape.program`: straight-line code of one point that NumPy evaluates
+on coordinate columns here and :mod:`gdlab.fast` compiles, so that both run the same arithmetic (bit
+for bit when the program is exact). Wider landscapes keep a vectorised NumPy evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import sympy
 
 from gdlab.core.batching import as_params
 from gdlab.core.hyper import Configurable, Hyper, validate_hyperparams
 from gdlab.core.objective import Objective
+from gdlab.landscapes.printer import program_from_sympy
+from gdlab.landscapes.program import MAX_PROGRAM_DIM, PointProgram, ProgramError
 
 #: The kinds of :class:`Point`.
 GLOBAL_MINIMUM = "global minimum"
@@ -47,13 +56,21 @@ def point(location: Any, value: float, kind: str) -> Point:
     return Point(tuple(float(v) for v in np.ravel(location)), float(value), kind)
 
 
+#: Programs (or the reason there is none) by :meth:`Landscape.program_key`; the most recent are kept.
+_PROGRAMS: dict[Hashable, PointProgram | str] = {}
+_PROGRAMS_SIZE = 256
+
+
 class Landscape(Objective, Configurable):
     """Base class of landscapes.
 
     Subclasses set the class attributes ``name``, ``description`` (one or two sentences with the
     formula) and ``hyperparams`` (the landscape's parameters), and implement :meth:`_build`, which
-    sets the instance attributes below, plus ``_value``, ``_grad`` and ``_hessian`` (and optionally
-    ``_value_and_grad``) on checked float arrays of shape ``batch + (dim,)``.
+    sets the instance attributes below, and ``_hessian`` on checked float arrays of shape
+    ``batch + (dim,)``. Value and gradient come from :meth:`program` (by default derived by SymPy
+    from :meth:`symbolic`; override :meth:`_make_program` to give another); a landscape without a
+    program (more than :data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM` coordinates) implements
+    ``_array_value`` and ``_array_grad`` (and optionally ``_array_value_and_grad``) instead.
 
     Instance attributes set by :meth:`_build`:
 
@@ -104,21 +121,77 @@ class Landscape(Objective, Configurable):
         """Set ``dim``, ``domain``, ``default_start`` and the lists of critical points."""
         raise NotImplementedError
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _grad(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
     def _hessian(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._value(x), self._grad(x)
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
+        """``f(x)`` evaluated on whole arrays, for a landscape without a program."""
+        raise NotImplementedError(f"{self.name} has neither a point program nor an array evaluation")
+
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
+        """``∇f(x)`` evaluated on whole arrays, for a landscape without a program."""
+        raise NotImplementedError(f"{self.name} has neither a point program nor an array evaluation")
+
+    def _array_value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._array_value(x), self._array_grad(x)
 
     def symbolic(self) -> tuple[Any, tuple[Any, ...]]:
-        """The landscape as a SymPy expression and its symbols ``(expr, (x0, x1, ...))`` (for checks)."""
+        """The landscape as a SymPy expression and its symbols ``(expr, (x0, x1, ...))``."""
         raise NotImplementedError(f"{self.name} has no symbolic form")
+
+    # -- the point program ---------------------------------------------------------------------
+    def _make_program(self) -> PointProgram:
+        """The program of this landscape: :meth:`symbolic` and its SymPy gradient, printed.
+
+        Raises :class:`~gdlab.landscapes.program.ProgramError` or ``NotImplementedError`` when
+        there is none."""
+        expr, symbols = self.symbolic()
+        return program_from_sympy(symbols, expr, [sympy.diff(expr, s) for s in symbols])
+
+    def program_key(self) -> Hashable:
+        """What identifies the landscape's formula: its class and parameter values."""
+        return type(self), tuple(sorted((k, repr(v)) for k, v in self.get_params().items()))
+
+    def program_or_reason(self) -> PointProgram | str:
+        """:meth:`program`, or the reason there is none (memoised per :meth:`program_key`)."""
+        found = self.__dict__.get("_program")
+        if found is not None:
+            return found
+        if self.dim > MAX_PROGRAM_DIM:
+            found = f"it has {self.dim} coordinates (point programs have at most {MAX_PROGRAM_DIM})"
+        else:
+            key = self.program_key()
+            found = _PROGRAMS.get(key)
+            if found is None:
+                try:
+                    found = self._make_program()
+                except (ProgramError, NotImplementedError) as exc:
+                    found = f"it has no point program ({exc})"
+                _PROGRAMS[key] = found
+                if len(_PROGRAMS) > _PROGRAMS_SIZE:
+                    _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        self._program = found
+        return found
+
+    def program(self) -> PointProgram | None:
+        """Value and gradient as straight-line code of one point (see :mod:`gdlab.landscapes.program`),
+        or ``None`` (more than :data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM` coordinates, or a
+        formula the printer does not support). Memoised per class and parameters (per expression for
+        typed formulas)."""
+        found = self.program_or_reason()
+        return found if isinstance(found, PointProgram) else None
+
+    def _value(self, x: np.ndarray) -> np.ndarray:
+        program = self.program()
+        return self._array_value(x) if program is None else program.value(x)
+
+    def _grad(self, x: np.ndarray) -> np.ndarray:
+        program = self.program()
+        return self._array_grad(x) if program is None else program.grad(x)
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        program = self.program()
+        return self._array_value_and_grad(x) if program is None else program.value_and_grad(x)
 
     # -- the objective interface ---------------------------------------------------------------
     def check_points(self, x: Any) -> np.ndarray:

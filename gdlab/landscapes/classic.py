@@ -6,9 +6,12 @@ optimization", the Simon Fraser University virtual library of simulation experim
 on the exact gradient and are stored to double precision; the tests check that the gradient vanishes
 there and that each minimum is one.
 
-N-dimensional functions (Rosenbrock, Rastrigin, Ackley, Styblinski–Tang) have hand-written
-vectorised derivatives; the 2-D ones are SymPy formulas compiled once
-(:class:`~gdlab.landscapes.symbolic.SymbolicLandscape`).
+The 2-D functions are SymPy formulas derived once
+(:class:`~gdlab.landscapes.symbolic.SymbolicLandscape`). The N-dimensional ones (Rosenbrock,
+Rastrigin, Ackley, Styblinski–Tang) are evaluated up to
+:data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM` dimensions by the point program printed from their
+:meth:`symbolic` form (sums added in a fixed order, coordinate by coordinate), and above that by
+hand-written vectorised NumPy; their Hessians are hand-written.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from gdlab.landscapes.base import (
     dim_hyper,
     point,
 )
+from gdlab.landscapes.printer import program_from_sympy
+from gdlab.landscapes.program import PointProgram
 from gdlab.landscapes.symbolic import SymbolicLandscape, real_symbols
 
 R = sympy.Rational
@@ -49,7 +54,8 @@ def _diagonal(d: np.ndarray) -> np.ndarray:
 
 # -- N-dimensional functions --------------------------------------------------------------------
 class Rosenbrock(Landscape):
-    """``f(x) = Σᵢ 100 (x_{i+1} − xᵢ²)² + (1 − xᵢ)²`` (wraps :class:`gdlab.core.objective.Rosenbrock`).
+    """``f(x) = Σᵢ 100 (x_{i+1} − xᵢ²)² + (1 − xᵢ)²`` (its point program up to 16 dimensions, above
+    that and for the Hessian :class:`gdlab.core.objective.Rosenbrock`).
 
     Global minimum 0 at (1, ..., 1). For 4 ≤ dim ≤ 7 the function has exactly one more minimum,
     near (−1, 1, ..., 1) (Kok & Sandrock 2009); it is located numerically at construction.
@@ -76,10 +82,10 @@ class Rosenbrock(Landscape):
             )
             self.local_minima = [point(res.x, float(self._value(res.x)), LOCAL_MINIMUM)]
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return self._core.value(x)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return self._core.grad(x)
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:
@@ -120,10 +126,10 @@ class Rastrigin(Landscape):
                 loc[i] = sign * r
                 self.local_minima.append(point(loc, float(self._value(loc)), LOCAL_MINIMUM))
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return self.A * x.shape[-1] + np.sum(x**2 - self.A * np.cos(2.0 * np.pi * x), axis=-1)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return 2.0 * x + 2.0 * np.pi * self.A * np.sin(2.0 * np.pi * x)
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:
@@ -165,13 +171,13 @@ class Ackley(Landscape):
         wave = np.exp(np.sum(np.cos(self.c * x), axis=-1) / n)  # e^{Σcos(cx)/n}
         return r, cone, wave, n
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[-1]
         r = np.sqrt(np.sum(x * x, axis=-1) / n)
         wave = np.exp(np.sum(np.cos(self.c * x), axis=-1) / n)
         return -self.a * np.exp(-self.b * r) - wave + self.a + math.e
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         r, cone, wave, n = self._parts(x)
         r_safe = np.where(r > 0, r, 1.0)[..., np.newaxis]
         g_cone = np.where((r > 0)[..., np.newaxis], cone[..., np.newaxis] * x / (n * r_safe), 0.0)
@@ -190,12 +196,25 @@ class Ackley(Landscape):
         tip = np.where(np.eye(n, dtype=bool), np.inf, 0.0)
         return H + np.where(pos[..., np.newaxis, np.newaxis], H_cone, tip)
 
-    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+    def _terms(self) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr, tuple[sympy.Symbol, ...]]:
+        """``(cone, wave, r, symbols)``: ``f = cone + wave``, ``cone = −20 e^{−r/5}`` with
+        ``r = √(Σxᵢ²/d)`` (the part with the cusp), ``wave = −e^{Σcos(2πxᵢ)/d} + 20 + e``."""
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         n = self.dim
         r = sympy.sqrt(sum((v**2 for v in xs), sympy.S.Zero) / n)
-        wave = sympy.exp(sum((sympy.cos(2 * sympy.pi * v) for v in xs), sympy.S.Zero) / n)
-        return -20 * sympy.exp(-r / 5) - wave + 20 + sympy.E, xs
+        wave = -sympy.exp(sum((sympy.cos(2 * sympy.pi * v) for v in xs), sympy.S.Zero) / n) + 20 + sympy.E
+        return -20 * sympy.exp(-r / 5), wave, r, xs
+
+    def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        cone, wave, _, xs = self._terms()
+        return cone + wave, xs
+
+    def _make_program(self) -> PointProgram:
+        """The SymPy gradient, with the cone's part taken as 0 where ``r = 0`` (the subgradient at the
+        cusp that :meth:`_array_grad` returns; the formula there is 0/0)."""
+        cone, wave, r, xs = self._terms()
+        grad = [sympy.Piecewise((sympy.diff(cone, v), r > 0), (0, True)) + sympy.diff(wave, v) for v in xs]
+        return program_from_sympy(xs, cone + wave, grad)
 
 
 class StyblinskiTang(Landscape):
@@ -241,10 +260,10 @@ class StyblinskiTang(Landscape):
             self.saddles = [at(c, SADDLE) for c in ((mid, lo), (mid, hi), (lo, mid), (hi, mid))]
             self.local_maxima = [at((mid, mid), LOCAL_MAXIMUM)]
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return 0.5 * np.sum(x**4 - 16.0 * x**2 + 5.0 * x, axis=-1)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return 2.0 * x**3 - 16.0 * x + 2.5
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:

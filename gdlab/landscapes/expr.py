@@ -3,8 +3,10 @@
 :func:`parse_expression` reads a formula in ``x`` (and ``y``) with a hand-written whitelist tokenizer
 and a precedence-climbing parser, builds the SymPy expression node by node from the parse tree
 (nothing the user typed is ever handed to Python or to a SymPy string parser), differentiates it
-once with SymPy and compiles value, gradient and Hessian to batched NumPy functions
-(:mod:`gdlab.landscapes.symbolic`).
+once with SymPy and prints value and gradient as a point program (:mod:`gdlab.landscapes.printer`:
+straight-line code of the coordinates, evaluated by NumPy and compiled by :mod:`gdlab.fast`), the
+Hessian as a batched NumPy function (:mod:`gdlab.landscapes.symbolic`). The program's text is made
+by the printer from the SymPy tree, checked against the program grammar, and only then run.
 
 Grammar (lowest to highest precedence; ``**`` and ``^`` both mean power and associate to the right,
 and a power binds tighter than a unary sign, as in Python: ``-x**2 = -(x**2)``, ``2**3**2 = 512``)::
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -410,6 +412,10 @@ class ExprLandscape(CompiledLandscape):
 
     def get_params(self) -> dict[str, Any]:
         return {}
+
+    def program_key(self) -> Hashable:
+        """Typed formulas share a program when their SymPy expressions are the same."""
+        return type(self), sympy.srepr(self.expression), self.variables
 
     def __repr__(self) -> str:
         return f"ExprLandscape({self.text!r})"

@@ -1,8 +1,11 @@
 """Quadratic landscapes ``f(x) = ½ xᵀAx``: sphere, elliptic bowl, conditioned and rotated bowl, saddle.
 
-All but the sphere wrap :class:`gdlab.core.objective.Quadratic`, so value, gradient ``Ax`` and Hessian
-``A`` are the core's exact formulas. The Hessian is constant: gradient descent with step η is stable
-exactly when η < 2/λ_max, and converges at a rate set by the condition number λ_max/λ_min.
+All but the sphere wrap :class:`gdlab.core.objective.Quadratic`: its Hessian ``A`` is theirs, and so
+are value and gradient above :data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM` dimensions. Up to
+that, value and gradient are the point program :func:`quadratic_program` writes out from ``A`` (no
+BLAS, whose summation order and fused multiply-adds vary by CPU). The Hessian is constant: gradient
+descent with step η is stable exactly when η < 2/λ_max, and converges at a rate set by the condition
+number λ_max/λ_min.
 """
 
 from __future__ import annotations
@@ -23,7 +26,29 @@ from gdlab.landscapes.base import (
     dim_hyper,
     point,
 )
+from gdlab.landscapes.program import PointProgram, StraightLine, literal
 from gdlab.landscapes.symbolic import real_symbols
+
+
+def quadratic_program(A: np.ndarray) -> PointProgram:
+    """The point program of ``f(x) = ½ xᵀAx``: ``gᵢ = Σⱼ Aᵢⱼ xⱼ`` (left to right over ``j``, zero
+    entries left out) and ``f = 0.5·(x₀g₀ + x₁g₁ + …)``."""
+    A = np.asarray(A, dtype=np.float64)
+    d = A.shape[0]
+    statements = []
+    for i in range(d):
+        text = ""
+        for j in (j for j in range(d) if A[i, j] != 0.0):
+            a = float(A[i, j])
+            term = f"{literal(abs(a))}*x{j}"  # a − |a|·x is a + (−|a|)·x exactly
+            if not text:
+                text = f"-{term}" if a < 0 else term
+            else:
+                text = f"{text} {'-' if a < 0 else '+'} {term}"
+        statements.append((f"g{i}", text or "0.0"))
+    grads = tuple(f"g{i}" for i in range(d))
+    value = "0.5*(" + " + ".join(f"x{i}*g{i}" for i in range(d)) + ")"
+    return PointProgram.from_value_grad(d, StraightLine(tuple(statements), (value, *grads)))
 
 
 class QuadraticLandscape(Landscape):
@@ -36,10 +61,13 @@ class QuadraticLandscape(Landscape):
         self.dim = self.A.shape[0]
         self._quadratic = Quadratic(self.A)
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _make_program(self) -> PointProgram:
+        return quadratic_program(self.A)
+
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return self._quadratic.value(x)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return self._quadratic.grad(x)
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:
@@ -68,10 +96,10 @@ class Sphere(Landscape):
         self.default_start = alternating(-1.5, 1.0, self.dim)
         self.global_minima = [point(np.zeros(self.dim), 0.0, GLOBAL_MINIMUM)]
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return np.einsum("...i,...i->...", x, x)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return 2.0 * x
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:

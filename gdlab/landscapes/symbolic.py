@@ -1,26 +1,31 @@
-"""Exact derivatives by SymPy, derived once and compiled to batched NumPy functions.
+"""Exact derivatives by SymPy, derived once: the point program and the batched Hessian of a formula.
 
-:func:`compile_expression` differentiates a SymPy expression (gradient and Hessian) and compiles
-value, gradient, value-and-gradient and Hessian with ``sympy.lambdify(modules="numpy")``. The compiled
-functions take points of shape ``batch + (d,)``; every component is broadcast to the batch shape
-(a constant such as a Hessian entry ``2`` becomes an array), complex results (a square root of a
-negative number folded by SymPy) become NaN where the imaginary part is not zero, and the
-distribution ``DiracDelta`` and unevaluated derivatives of ``sign`` (second derivatives of ``abs``)
-are taken as 0, their value almost everywhere.
+:func:`compile_expression` differentiates a SymPy expression (gradient and Hessian). Value and
+gradient are evaluated through the formula's point program (:mod:`gdlab.landscapes.printer`, see
+:meth:`~gdlab.landscapes.base.Landscape.program`); the Hessian is compiled with
+``sympy.lambdify(modules="numpy")``. A formula the program printer does not support (one SymPy
+writes with complex numbers, such as ``sqrt(-x**2) = I·|x|``) is evaluated by ``lambdify`` too.
+The compiled functions take points of shape ``batch + (d,)``; every component is broadcast to the
+batch shape (a constant such as a Hessian entry ``2`` becomes an array), complex results become NaN
+where the imaginary part is not zero, and the distribution ``DiracDelta`` and unevaluated
+derivatives of ``sign`` (second derivatives of ``abs``) are taken as 0, their value almost everywhere.
 
-:class:`SymbolicLandscape` is the base of landscapes defined by a formula: it compiles the formula
+:class:`SymbolicLandscape` is the base of landscapes defined by a formula: it derives the formula
 once per class and parameter values and caches the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 import sympy
 
 from gdlab.landscapes.base import Landscape
+from gdlab.landscapes.printer import program_from_sympy
+from gdlab.landscapes.program import PointProgram
 
 
 def _clean(expr: sympy.Expr) -> sympy.Expr:
@@ -58,6 +63,9 @@ class CompiledExpression:
     Attributes ``expr``, ``symbols``, ``gradient`` (tuple of expressions) and ``hessian_exprs``
     (tuple of tuples) hold the symbolic forms. With ``max_gradient_size``, a gradient with more
     tree nodes than that raises :class:`DerivationError` before the (costlier) Hessian is derived.
+    :meth:`program` prints value and gradient as a point program; :meth:`value`, :meth:`grad` and
+    :meth:`value_and_grad` evaluate them by ``lambdify`` instead (compiled on first use), for a
+    formula without a program.
     """
 
     def __init__(self, expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_gradient_size: int | None = None) -> None:
@@ -76,11 +84,24 @@ class CompiledExpression:
         self._upper = list(upper)
         if any(e.has(sympy.Derivative) for e in (*self.gradient, *upper.values())):
             raise DerivationError("has derivatives that SymPy leaves unevaluated")
-        args = list(self.symbols)
-        self._f = sympy.lambdify(args, self.expr, modules="numpy")
-        self._g = sympy.lambdify(args, list(self.gradient), modules="numpy", cse=True)
-        self._fg = sympy.lambdify(args, [self.expr, *self.gradient], modules="numpy", cse=True)
-        self._h = sympy.lambdify(args, list(upper.values()), modules="numpy", cse=True)
+        self._h = sympy.lambdify(list(self.symbols), list(upper.values()), modules="numpy", cse=True)
+
+    def program(self) -> PointProgram:
+        """The point program of value and gradient (:class:`~gdlab.landscapes.program.ProgramError`
+        when the printer does not support the formula)."""
+        return program_from_sympy(self.symbols, self.expr, self.gradient)
+
+    @cached_property
+    def _f(self) -> Callable[..., Any]:
+        return sympy.lambdify(list(self.symbols), self.expr, modules="numpy")
+
+    @cached_property
+    def _g(self) -> Callable[..., Any]:
+        return sympy.lambdify(list(self.symbols), list(self.gradient), modules="numpy", cse=True)
+
+    @cached_property
+    def _fg(self) -> Callable[..., Any]:
+        return sympy.lambdify(list(self.symbols), [self.expr, *self.gradient], modules="numpy", cse=True)
 
     def _call(self, fn: Callable[..., Any], x: np.ndarray) -> Any:
         with np.errstate(all="ignore"):
@@ -137,21 +158,24 @@ _CACHE_SIZE = 64
 
 
 class CompiledLandscape(Landscape):
-    """A landscape whose value, gradient and Hessian come from a :class:`CompiledExpression`
-    (``self.compiled``, set by the subclass)."""
+    """A landscape whose derivatives come from a :class:`CompiledExpression` (``self.compiled``,
+    set by the subclass): value and gradient through its point program, the Hessian by lambdify."""
 
     compiled: CompiledExpression
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
         return self.compiled.expr, self.compiled.symbols
 
-    def _value(self, x: np.ndarray) -> np.ndarray:
+    def _make_program(self) -> PointProgram:
+        return self.compiled.program()
+
+    def _array_value(self, x: np.ndarray) -> np.ndarray:
         return self.compiled.value(x)
 
-    def _grad(self, x: np.ndarray) -> np.ndarray:
+    def _array_grad(self, x: np.ndarray) -> np.ndarray:
         return self.compiled.grad(x)
 
-    def _value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _array_value_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.compiled.value_and_grad(x)
 
     def _hessian(self, x: np.ndarray) -> np.ndarray:
@@ -159,11 +183,12 @@ class CompiledLandscape(Landscape):
 
 
 class SymbolicLandscape(CompiledLandscape):
-    """A landscape given by a SymPy formula; value, gradient and Hessian are compiled from it.
+    """A landscape given by a SymPy formula; its point program and Hessian are derived from it.
 
     Subclasses set ``variables`` and implement :meth:`formula` (using the validated parameters on
-    ``self``) and :meth:`_setup` (domain, start, critical points). The compiled functions are cached
-    per class and parameter values, so constructing the same landscape twice derives nothing twice.
+    ``self``) and :meth:`_setup` (domain, start, critical points). The derivatives and the program
+    are cached per class and parameter values, so constructing the same landscape twice derives
+    nothing twice.
     """
 
     variables: ClassVar[tuple[str, ...]] = ("x", "y")

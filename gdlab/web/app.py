@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gdlab import __version__
+from gdlab._version import __version__
 from gdlab.web import models as m
 from gdlab.web.service import Lab, LabError, dumps, warmup
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from gdlab import __version__, fast
+from gdlab import fast
+from gdlab._version import __version__
 from gdlab.core.hyper import describe
 from gdlab.core.optimizers import OPTIMIZERS, optimizer_class
 from gdlab.core.schedules import SCHEDULES, schedule_class

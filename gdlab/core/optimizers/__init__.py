@@ -1,4 +1,4 @@
-"""Every optimizer of gdlab, by name."""
+"""Every optimizer of gdlab, by name: the elementwise rules and those that need the objective."""
 
 from __future__ import annotations
 
@@ -6,25 +6,26 @@ from typing import Any
 
 from gdlab.core.hyper import lookup
 from gdlab.core.optimizer import Optimizer
-from gdlab.core.optimizers.adadelta import Adadelta
-from gdlab.core.optimizers.adagrad import Adagrad
-from gdlab.core.optimizers.adam import Adam, AdamW
-from gdlab.core.optimizers.adamax import Adamax
 from gdlab.core.optimizers.lbfgs import LBFGS
-from gdlab.core.optimizers.nadam import NAdam
 from gdlab.core.optimizers.newton import Newton
-from gdlab.core.optimizers.radam import RAdam
-from gdlab.core.optimizers.rmsprop import RMSprop
 from gdlab.core.optimizers.sam import SAM
-from gdlab.core.optimizers.sgd import SGD, Momentum, Nesterov
+from gdlab.core.rules import (
+    RULES,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lion,
+    Momentum,
+    NAdam,
+    Nesterov,
+    RAdam,
+    RMSprop,
+)
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls
-    for cls in (
-        SGD, Momentum, Nesterov, Adam, AdamW, Adagrad, RMSprop, Adadelta, Adamax, NAdam, RAdam,
-        Newton, LBFGS, SAM,
-    )
-}
+OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM)}}
 
 
 def optimizer_class(name: str) -> type[Optimizer]:
@@ -47,6 +48,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Lion",
     "Momentum",
     "NAdam",
     "Nesterov",

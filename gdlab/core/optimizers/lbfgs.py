@@ -12,7 +12,7 @@ import numpy as np
 from gdlab.core.batching import as_params, check_like
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
-from gdlab.core.optimizer import Optimizer, State, StepResult
+from gdlab.core.optimizer import LR_OVERRIDE, Optimizer, State, StepResult
 
 #: Curvature pairs with yᵀs at or below this are skipped (PyTorch's threshold), keeping H positive.
 CURVATURE_EPS = 1e-10
@@ -54,6 +54,10 @@ class LBFGS(Optimizer):
     The history is kept as fixed-size arrays in the state (``s_hist`` and ``y_hist`` of shape
     ``(history_size, d)``, oldest first, ``hist_len`` of them valid), so a state can be saved:
     memory is 2·history_size·d floats. One problem at a time: params must have shape ``(d,)``.
+    The loss and gradient where a line search ended are kept (``last_point``, ``last_loss``,
+    ``last_grad``), so the next step does not evaluate them again: one evaluation per trial point,
+    as in PyTorch. L-BFGS needs the objective: it is an :class:`~gdlab.core.optimizer.Optimizer`
+    with :meth:`step` and no ``update``.
     """
 
     #: One problem at a time: the history and the line search belong to a single run.
@@ -61,7 +65,6 @@ class LBFGS(Optimizer):
     name = "lbfgs"
     family = "second-order"
     needs = "value"
-    elementwise = False
     hyperparams = (
         Hyper("lr", 1.0, low=0.0, batchable=False, doc="step length η tried first (the line search starts there)"),
         Hyper("history_size", 100, kind="int", low=1, doc="number of curvature pairs (s, y) kept"),
@@ -98,13 +101,10 @@ class LBFGS(Optimizer):
             "h_diag": 1.0,
             "prev_grad": np.zeros(d),
             "prev_loss": 0.0,
+            "last_point": None,
+            "last_loss": 0.0,
+            "last_grad": None,
         }
-
-    def update(self, grad: Any, state: State, params: Any, lr: Any = None) -> StepResult:
-        raise TypeError(
-            "lbfgs needs an objective (its line search and curvature pairs evaluate the loss and gradient "
-            "where it chooses), so update(grad, ...) cannot apply it; call step(objective, params, state)"
-        )
 
     def step(
         self, objective: Objective, params: Any, state: State, lr: Any = None, grad: Any = None
@@ -114,13 +114,20 @@ class LBFGS(Optimizer):
         self._check_single(p)
         _check_objective(objective)
         lr_now = self._step_lr(lr)
-        if grad is None:
+        evals = 0
+        known = state.get("last_point")
+        if known is not None and np.array_equal(known, p):  # the line search ended here: reuse it
+            f, g = state["last_loss"], state["last_grad"] if grad is None else grad
+        elif grad is None:
             f, g = objective.value_and_grad(p)
+            evals = 1
         else:
-            g, f = check_like(grad, p), objective.value(p)
+            g, f = grad, objective.value(p)
+            evals = 1
         f = float(np.asarray(f))
-        g = np.asarray(g, dtype=p.dtype)
-        new: State = {**state, "step": state["step"] + 1, "func_evals": state["func_evals"] + 1}
+        g = check_like(g, p)
+        new: State = {**state, "step": state["step"] + 1, "func_evals": state["func_evals"] + evals,
+                      "last_point": None, "last_grad": None}
         if not (math.isfinite(f) and np.all(np.isfinite(g))):
             return StepResult(p, {**state, "step": state["step"] + 1}, np.True_)
         if np.max(np.abs(g)) <= self.tolerance_grad:
@@ -157,6 +164,8 @@ class LBFGS(Optimizer):
             t = found.alpha
             new["step_length"] = t
             new["func_evals"] += found.evals
+            if t != 0.0:  # φ(t) was evaluated at exactly p + t·d: the next step starts from it
+                new.update(last_point=p + t * d, last_loss=found.value, last_grad=found.grad)
         new_params = p + t * d
         if not np.all(np.isfinite(new_params)):  # keep the whole old state, as guard_nonfinite does per run
             return StepResult(p, {**state, "step": state["step"] + 1}, np.True_)
@@ -192,8 +201,7 @@ class LBFGS(Optimizer):
             return self.lr
         if np.ndim(lr) != 0:
             raise ValueError(f"lbfgs: the lr override must be a single number, got shape {np.shape(lr)}")
-        value = Hyper("lr", None, low=0.0).validate(lr, self.name)
-        return float(value)
+        return float(LR_OVERRIDE.validate(lr, self.name))
 
 
 def _check_objective(objective: Objective) -> None:

@@ -10,8 +10,8 @@ import numpy as np
 from gdlab.core.batching import as_params, batch_shape, check_like, expand, per_run, run_all_finite, run_dot
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
-from gdlab.core.optimizer import Optimizer, State, StepResult, guard_nonfinite
-from gdlab.core.optimizers.common import lr
+from gdlab.core.optimizer import LR_OVERRIDE, Optimizer, State, StepResult, guard_nonfinite
+from gdlab.core.rules.common import lr
 
 #: Adaptive damping never grows λ beyond this: there (H + λI)⁻¹g ≈ g/λ is already negligible.
 MAX_DAMPING = 1e16
@@ -43,14 +43,13 @@ class Newton(Optimizer):
 
     Batched: params ``(..., d)`` with Hessians ``(..., d, d)`` are solved run by run in one
     ``np.linalg.solve`` call; every run has its own λ, step length and fallback.
-    :meth:`update` is refused: Newton needs the objective (Hessian, and the loss for line search or
-    adaptive damping), so use :meth:`step`.
+    Newton needs the objective (the Hessian, and the loss for line search or adaptive damping):
+    it is an :class:`~gdlab.core.optimizer.Optimizer`, with :meth:`step` and no ``update``.
     """
 
     name = "newton"
     family = "second-order"
     needs = "hessian"
-    elementwise = False
     hyperparams = (
         lr(1.0),
         Hyper("damping", 0.0, low=0.0, doc="damping λ ≥ 0 added to the Hessian's diagonal: (H + λI)⁻¹g"),
@@ -76,12 +75,6 @@ class Newton(Optimizer):
             return {}
         return {"damping": self._per_run("damping", params).copy()}
 
-    def update(self, grad: Any, state: State, params: Any, lr: Any = None) -> StepResult:
-        raise TypeError(
-            "newton needs an objective (it uses the Hessian, and the loss for line search or adaptive "
-            "damping), so update(grad, ...) cannot apply it; call step(objective, params, state) instead"
-        )
-
     def step(
         self, objective: Objective, params: Any, state: State, lr: Any = None, grad: Any = None
     ) -> StepResult:
@@ -92,7 +85,8 @@ class Newton(Optimizer):
         g = check_like(g, p)
         H = self._hessian(objective, p)
         batch = batch_shape(p)
-        alpha = self._per_run_value(self._current_lr(lr, p), p)
+        rate = self.lr if lr is None else LR_OVERRIDE.validate(lr, self.name)
+        alpha = self._per_run_value(expand(rate, p, "lr"), p)
         lam = np.asarray(state["damping"]) if self.adaptive_damping else self._per_run("damping", p)
 
         direction = newton_direction(H, g, lam)

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.batching import as_params, check_like, per_run, run_all_finite, run_norm
+from gdlab.core.batching import as_params, check_like, expand, per_run, run_all_finite, run_norm
 from gdlab.core.hyper import Hyper, suggest, validate_hyperparams
 from gdlab.core.objective import GivenGradient, Objective
-from gdlab.core.optimizer import Optimizer, State, StepResult, guard_nonfinite
+from gdlab.core.optimizer import GradientOptimizer, Optimizer, State, StepResult, guard_nonfinite
+from gdlab.core.rules import RULES, rule_class
 
 RHO = Hyper("rho", 0.05, low=0.0, doc="radius ρ of the neighbourhood in which the loss is maximised")
 ADAPTIVE = Hyper("adaptive", False, kind="bool",
@@ -53,14 +54,14 @@ class SAM(Optimizer):
     objective for more (Newton, L-BFGS, look-ahead Nesterov, SAM) cannot be wrapped.
     :meth:`get_params` returns ``base`` (a name), SAM's own values and ``base_kwargs`` (the base's
     validated hyperparameters), which rebuild the same optimizer. State: ``{"step", "base": base
-    state}``. :meth:`update` and :class:`~gdlab.core.objective.GivenGradient` objectives are refused
-    (SAM needs the gradient at θ + e).
+    state}``. SAM needs the objective (the gradient at θ + e): it is an
+    :class:`~gdlab.core.optimizer.Optimizer` with :meth:`step` and no ``update``, and
+    :class:`~gdlab.core.objective.GivenGradient` objectives are refused.
     """
 
     name = "sam"
     family = "wrapper"
     needs = "grad"
-    elementwise = False
     hyperparams = (RHO, ADAPTIVE, ETA)
 
     def __init__(self, base: str | Optimizer = "sgd", base_kwargs: dict[str, Any] | None = None, **kwargs: Any):
@@ -82,21 +83,15 @@ class SAM(Optimizer):
     def _init_buffers(self, params: np.ndarray) -> State:
         return {"base": self.base.init(params)}
 
-    def update(self, grad: Any, state: State, params: Any, lr: Any = None) -> StepResult:
-        raise TypeError(
-            "sam needs an objective (it takes a second gradient at the perturbed point θ + e), so "
-            "update(grad, ...) cannot apply it; call step(objective, params, state) instead"
-        )
-
     def perturbation(self, params: Any, grad: Any) -> np.ndarray:
         """The ascent step e (see the class docstring), zero where the gradient is zero."""
         p = as_params(params)
         g = check_like(grad, p)
         if getattr(self.base, "maximize", False):
             g = -g
-        rho = self._hp("rho", p)
+        rho = expand(self.rho, p, "rho")
         if self.adaptive:
-            scale = np.abs(p) + self._hp("eta", p)
+            scale = np.abs(p) + expand(self.eta, p, "eta")
             g = scale * g
             direction = scale * g  # T² g
         else:
@@ -126,11 +121,13 @@ class SAM(Optimizer):
 
 
 def can_wrap(cls: type[Optimizer]) -> bool:
-    """Whether SAM can wrap optimizers of class ``cls``: gradient-only ones (plain ``step``)."""
-    return cls.step is Optimizer.step and cls.name != "sam"
+    """Whether SAM can wrap optimizers of class ``cls``: gradient-only ones that take the gradient at
+    the params (not the seeds' look-ahead Nesterov)."""
+    return (issubclass(cls, GradientOptimizer) and cls.step is GradientOptimizer.step
+            and getattr(cls, "lookahead", None) is None)
 
 
-def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[str, Any]) -> Optimizer:
+def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[str, Any]) -> GradientOptimizer:
     """The wrapped optimizer, from a name and hyperparameters or as given."""
     if isinstance(base, Optimizer):
         if base_kwargs or extra:
@@ -141,12 +138,13 @@ def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[
             )
         opt = base
     elif isinstance(base, str):
-        from gdlab.core.optimizers import optimizer_class  # the registry imports this module
-
         try:
-            cls = optimizer_class(base)
-        except ValueError as err:
-            raise ValueError(f"sam: base={base!r}: {err}") from None
+            cls = rule_class(base)
+        except ValueError:
+            raise ValueError(
+                f"sam cannot wrap {base!r}{suggest(base, RULES)}: the base must be a gradient-only optimizer, "
+                f"one of {', '.join(name for name, c in RULES.items() if can_wrap(c))}"
+            ) from None
         both = sorted(set(base_kwargs) & set(extra))
         if both:
             raise TypeError(f"sam: {', '.join(both)} given both as keywords and in base_kwargs")
@@ -163,7 +161,7 @@ def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[
         raise TypeError(f"sam: base must be an optimizer name or an Optimizer, got {base!r}")
     if not can_wrap(type(opt)):
         raise ValueError(
-            f"sam: the base optimizer {opt.name!r} asks the objective for more than the gradient at θ "
-            "(it overrides step), so sam cannot wrap it; use a gradient-only optimizer such as 'sgd' or 'adam'"
+            f"sam: the base optimizer {opt.name!r} asks the objective for more than the gradient at θ, "
+            "so sam cannot wrap it; use a gradient-only optimizer such as 'sgd' or 'adam'"
         )
-    return opt
+    return opt  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""Hyperparameter specs and small update pieces shared by several optimizers."""
+"""Hyperparameter specs shared by several rules (PyTorch's names, defaults and ranges)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,10 @@ EPS_INSIDE_SQRT = Hyper(
     "eps_inside_sqrt", False, kind="bool",
     doc="put ε inside the square root, √(v + ε), as in Keras and the seeds, instead of √v + ε",
 )
-
-
-def signed(grad: np.ndarray, maximize: bool) -> np.ndarray:
-    """The gradient to descend: ``-grad`` when maximizing."""
-    return -grad if maximize else grad
+DECOUPLED_WEIGHT_DECAY = Hyper(
+    "decoupled_weight_decay", False, kind="bool",
+    doc="decay the parameters, θ(1 − ηλ), as AdamW does, instead of adding λθ to the gradient",
+)
 
 
 def is_off(value: Any) -> bool:
@@ -43,18 +42,6 @@ def is_off(value: Any) -> bool:
     return isinstance(value, float) and value == 0.0
 
 
-def add_l2(grad: np.ndarray, params: np.ndarray, weight_decay: Any) -> np.ndarray:
-    """Coupled weight decay: ``g + λθ`` (skipped when λ is the scalar 0, as PyTorch does)."""
-    if is_off(weight_decay):
-        return grad
-    return grad + weight_decay * params
-
-
-def is_zero(value: Any) -> bool:
-    """True when a (possibly batched) hyperparameter is zero everywhere."""
-    return bool(np.all(np.asarray(value) == 0))
-
-
-def root(value: np.ndarray, eps: Any, inside: bool) -> np.ndarray:
-    """``√value + ε`` (PyTorch) or ``√(value + ε)`` (ε inside the root, Keras / the seeds)."""
-    return np.sqrt(value + eps) if inside else np.sqrt(value) + eps
+def any_zero(value: Any) -> bool:
+    """True when a (possibly batched) hyperparameter is zero for some run."""
+    return bool(np.any(np.asarray(value) == 0))

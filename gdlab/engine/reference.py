@@ -1,0 +1,137 @@
+"""The reference trajectory executor: a Python loop over the steps, whole-batch NumPy in each.
+
+Every step is a handful of whole-batch array operations, so the cost per step hardly depends on
+how many runs there are. It runs any :class:`~gdlab.core.optimizer.Optimizer` on any objective
+through the common ``step`` interface (with the gradient the loop already has), any schedule
+(including the loss-driven ``plateau``), and decides every run's end with the stopping rules of
+:mod:`gdlab.core.stopping`, the functions the fused trajectories compile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gdlab.core.batching import run_absmax, run_norm
+from gdlab.core.objective import Objective
+from gdlab.core.optimizer import Optimizer
+from gdlab.core.stopping import (
+    GOING,
+    MAX_STEPS,
+    R_MAX_STEPS,
+    StoppingRules,
+    is_recorded,
+    start_outcome,
+    status_of,
+    step_outcome,
+)
+from gdlab.core.trajectories import Records, Trajectories
+
+
+def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *, steps: int, schedule: Any,
+                  base_lr: Any, rules: StoppingRules, record: bool) -> Trajectories:
+    """Run every start of ``x0`` (shape ``batch + (d,)``) for at most ``steps`` steps.
+
+    ``schedule`` (an object with ``init``, ``lr(step, base_lr, state)``, ``observe(state, loss)``
+    and ``needs_loss``) sets the learning rate of update ``k + 1`` to ``schedule.lr(k, base_lr,
+    state)``; without one the optimizer's own rate ``base_lr`` applies (and is recorded).
+    """
+    batch = x0.shape[:-1]
+    params = x0.copy()
+    state = optimizer.init(params)
+    f, g = objective.value_and_grad(params)
+    f = np.array(np.broadcast_to(f, batch), dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    gn = run_norm(g)
+
+    sched_state = schedule.init() if schedule is not None else None
+    needs_loss = bool(getattr(schedule, "needs_loss", False)) if schedule is not None else False
+
+    use_bound, use_limit = rules.uses_bound, rules.blowup is not None
+    use_tol, use_target = rules.tol is not None, rules.target is not None
+    tol = rules.tol if use_tol else 0.0
+    target = rules.target if use_target else 0.0
+    bound = rules.bound
+    limit = rules.limit(f)
+
+    status = np.full(batch, MAX_STEPS, dtype=np.int8)
+    reason = np.full(batch, R_MAX_STEPS, dtype=np.int8)
+    reason_value = np.full(batch, np.nan)
+    stopped_at = np.full(batch, steps, dtype=np.int64)
+    n_points = np.full(batch, steps + 1, dtype=np.int64)
+
+    code, value = start_outcome(f, gn, run_absmax(params), bound, tol, target, use_bound, use_tol, use_target)
+    finished = code != GOING
+    active = ~finished
+    if finished.any():
+        status[finished] = status_of(code)[finished]
+        reason[finished] = code[finished]
+        reason_value[finished] = value[finished]
+        stopped_at[finished] = 0
+        n_points[finished] = 1
+        g = np.where(active[..., None], g, 0.0)
+
+    if record:
+        positions = np.empty((steps + 1,) + params.shape)
+        loss_rec = np.empty((steps + 1,) + batch)
+        gn_rec = np.empty((steps + 1,) + batch)
+        lr_rec = np.empty((steps,) + batch)
+        positions[0], loss_rec[0], gn_rec[0] = params, f, gn
+        if schedule is None:
+            lr_rec[:] = np.broadcast_to(np.asarray(base_lr, dtype=np.float64), batch)
+
+    last = 0
+    all_active = bool(active.all())
+    for t in range(steps):
+        if not all_active and not active.any():
+            break
+        lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
+        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
+        f_new, g_new = objective.value_and_grad(new_params)
+        f_new = np.broadcast_to(f_new, batch)
+        gn_new = run_norm(g_new)
+        xmax = run_absmax(new_params) if use_bound else gn_new
+        k = t + 1
+
+        code, value = step_outcome(refused, f, f_new, gn_new, xmax, limit, bound, tol, target, use_bound, use_limit,
+                                   use_tol, use_target)
+        stop = code != GOING
+        if not all_active:
+            stop &= active
+        if stop.any():
+            kept = is_recorded(code)
+            reason[stop] = code[stop]
+            reason_value[stop] = value[stop]
+            status[stop] = status_of(code)[stop]
+            stopped_at[stop] = k
+            n_points[stop] = np.where(kept, k + 1, k)[stop]
+            moved = active & (kept | ~stop)  # the new point is kept unless it is not recordable
+            active = active & ~stop
+            all_active = False
+        elif not all_active:
+            moved = active
+        if not all_active:
+            # finished runs are frozen at their last recorded point and never see a gradient
+            new_params = np.where(moved[..., None], new_params, params)
+            f_new = np.where(moved, f_new, f)
+            gn_new = np.where(moved, gn_new, gn)
+            g_new = np.where(active[..., None], g_new, 0.0)
+        params, f, gn, g = new_params, f_new, gn_new, g_new
+        if needs_loss:
+            sched_state = schedule.observe(sched_state, f, base_lr)
+        if record:
+            positions[k] = params
+            loss_rec[k] = f
+            gn_rec[k] = gn
+            if schedule is not None:
+                lr_rec[t] = lr_t
+        last = k
+
+    records = None
+    if record:
+        records = Records(positions[: last + 1], loss_rec[: last + 1], gn_rec[: last + 1], lr_rec[:last])
+    return Trajectories(
+        status_code=status, reason_code=reason, reason_value=reason_value, stopped_at=stopped_at, n_points=n_points,
+        final_params=params, final_loss=np.asarray(f, dtype=np.float64), final_grad_norm=gn, records=records,
+    )
