@@ -515,7 +515,7 @@ def test_a_subclass_runs_its_own_element_body() -> None:
 
     class Doubled(Momentum):
         @staticmethod
-        def element(param, grad, velocity, lr, momentum, weight_decay, decay, maximize):
+        def element(param, grad, velocity, lr, momentum, weight_decay, coupled, maximize):
             v = momentum * velocity + lr * grad
             return param - (v + v), v
 

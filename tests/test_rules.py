@@ -34,7 +34,19 @@ PACKAGE = Path(gdlab.__file__).parent
 
 
 def _body_functions(cls: type[Rule]) -> list[Any]:
-    return [f for f in (cls.element, cls.lookahead) if f is not None]
+    """The element body, the look-ahead and every helper they call (recursively)."""
+    found: list[Any] = []
+    todo = [f for f in (cls.element, cls.lookahead) if f is not None]
+    while todo:
+        fn = todo.pop()
+        if fn in found:
+            continue
+        found.append(fn)
+        for name in fn.__code__.co_names:
+            value = fn.__globals__.get(name)
+            if value in elementwise.HELPERS:
+                todo.append(value)
+    return found
 
 
 # -- the declarations ------------------------------------------------------------------------------------------
@@ -53,10 +65,11 @@ def test_each_rule_is_one_file(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_element_bodies_use_only_exact_operations(name: str) -> None:
-    """Only + − × ÷, comparisons and the primitives of gdlab.core.elementwise (so NumPy and the
-    compiled code give the same bits); no literal in arithmetic (float32 would round it differently);
-    no power operator."""
+    """Only + − × ÷, comparisons, the primitives of gdlab.core.elementwise and helpers written the same
+    way (so NumPy and the compiled code give the same bits); no literal in arithmetic (float32 would
+    round it differently); no power operator."""
     for fn in _body_functions(RULES[name]):
+        helpers = {n for n in fn.__code__.co_names if fn.__globals__.get(n) in elementwise.HELPERS}
         definition = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
         assert isinstance(definition, ast.FunctionDef)
         nodes = [n for statement in definition.body for n in ast.walk(statement)]
@@ -64,13 +77,14 @@ def test_element_bodies_use_only_exact_operations(name: str) -> None:
                                                           and isinstance(n.ctx, ast.Store)}
         for node in nodes:
             if isinstance(node, ast.Call):
-                assert isinstance(node.func, ast.Name) and node.func.id in elementwise.PRIMITIVES, ast.unparse(node)
+                assert isinstance(node.func, ast.Name), ast.unparse(node)
+                assert node.func.id in set(elementwise.PRIMITIVES) | helpers, ast.unparse(node)
             if isinstance(node, ast.BinOp):
                 assert not isinstance(node.op, ast.Pow | ast.Mod | ast.FloorDiv), ast.unparse(node)
                 for side in (node.left, node.right):
                     assert not isinstance(side, ast.Constant), f"literal in arithmetic: {ast.unparse(node)}"
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                assert node.id in known | set(elementwise.PRIMITIVES), node.id
+                assert node.id in known | set(elementwise.PRIMITIVES) | helpers, node.id
 
 
 def test_the_executors_name_no_optimizer() -> None:

@@ -12,6 +12,10 @@ IEEE arithmetic defines exactly:
   and NaN included, are defined here rather than left to NumPy's or LLVM's choice of instruction
   (``np.maximum(-0.0, 0.0)`` and ``np.sign(-0.0)`` differ between them).
 
+Functions that several bodies share (the descent gradient, Adam's moments, the stopping rules'
+decisions) are written the same way and marked with :func:`helper`, so that the compiled executors
+compile them with their callers.
+
 Numeric constants reach a body as arguments (its constants and per-step scalars), never as literals
 in arithmetic: in float32 a literal is rounded to float32 by NumPy but kept in float64 by compiled
 code. Literals in comparisons are fine. Transcendental functions (pow, exp, cos, ...) have no place
@@ -20,6 +24,7 @@ in a body; what a rule needs of them is computed once per step by :mod:`gdlab.co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +61,16 @@ def lerp(start: Any, end: Any, weight: Any, one_minus_weight: Any) -> Any:
     return select(low, start, end) + select(low, weight, -one_minus_weight) * (end - start)
 
 
-#: The names a body may call, besides arithmetic: the compiled executors provide a scalar
+#: The names a body may call, besides arithmetic and helpers: the compiled executors provide a scalar
 #: implementation of each with the semantics above.
 PRIMITIVES = ("sqrt", "absolute", "select", "maximum", "sign", "lerp")
+
+#: The functions marked with :func:`helper`.
+HELPERS: list[Callable[..., Any]] = []
+
+
+def helper(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``fn``, written like an element body (exact operations, primitives and other helpers
+    only), as callable from element bodies; the compiled executors compile it with its callers."""
+    HELPERS.append(fn)
+    return fn

@@ -31,6 +31,7 @@ trajectories. Adding an optimizer means one new file, its registry entry and its
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -230,8 +231,9 @@ class Rule(GradientOptimizer):
 # ------------------------------------------------------------------------------------------------
 # helpers shared by every executor
 # ------------------------------------------------------------------------------------------------
+@functools.cache
 def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
-    """The parameter names of ``fn`` in order."""
+    """The parameter names of ``fn`` in order (read once per function: every step asks for them)."""
     return tuple(inspect.signature(fn).parameters)
 
 

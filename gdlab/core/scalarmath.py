@@ -38,6 +38,8 @@ def each(fn: Callable[..., float], *args: Any) -> np.ndarray:
     Each distinct combination of values (bit for bit) is evaluated once, so a table whose values
     repeat costs little.
     """
+    if all(isinstance(a, float | int | np.floating | np.integer) for a in args):  # one value: no arrays needed
+        return np.asarray(_call(fn, tuple(float(a) for a in args)))
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in args))
     shape = arrays[0].shape
     if not shape:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gdlab.core.elementwise import absolute, select
+from gdlab.core.elementwise import absolute, helper, select
 
 Status = Literal["converged", "diverged", "max_steps"]
 #: Status names, indexed by the status codes below.
@@ -113,13 +113,11 @@ def blowup_limit(loss0, blowup, floor):
     return blowup * (absolute(loss0) + floor)
 
 
-def start_outcome(loss, grad_norm, absmax, bound, tol, target, use_bound, use_tol, use_target):
-    """``(reason code, value)`` of a run at its start: ``GOING`` unless a rule fires already.
-
-    A non-finite loss or gradient norm is ``BAD_START`` (value: the loss); then ``BOUND`` (value:
-    ``max |x_i|``), ``GRAD_TOL`` (the gradient norm), ``TARGET`` (the loss).
-    """
-    bad = ((loss - loss) != 0) | ((grad_norm - grad_norm) != 0)
+@helper
+def settled(loss, grad_norm, absmax, bound, tol, target, blown, use_bound, use_tol, use_target):
+    """``(reason code, value)`` by the rules a run may meet at any point: out of the box (value:
+    ``max |x_i|``), then ``blown`` up (value: the loss), then ``GRAD_TOL`` (the gradient norm), then
+    ``TARGET`` (the loss); ``GOING`` when none holds."""
     out = use_bound & (absmax > bound)
     small = use_tol & (grad_norm < tol)
     low = use_target & (loss < target)
@@ -127,11 +125,23 @@ def start_outcome(loss, grad_norm, absmax, bound, tol, target, use_bound, use_to
     value = loss
     code = select(small, R_GRAD_TOL, code)
     value = select(small, grad_norm, value)
+    code = select(blown, R_BLOWUP, code)
+    value = select(blown, loss, value)
     code = select(out, R_BOUND, code)
     value = select(out, absmax, value)
-    code = select(bad, R_BAD_START, code)
-    value = select(bad, loss, value)
     return code, value
+
+
+def start_outcome(loss, grad_norm, absmax, bound, tol, target, use_bound, use_tol, use_target):
+    """``(reason code, value)`` of a run at its start: ``GOING`` unless a rule fires already.
+
+    A non-finite loss or gradient norm is ``BAD_START`` (value: the loss); then the rules of
+    :func:`settled` (the blow-up rule compares with the start itself, so it cannot fire).
+    """
+    bad = ((loss - loss) != 0) | ((grad_norm - grad_norm) != 0)
+    never = bad != bad  # False, shaped like the runs
+    code, value = settled(loss, grad_norm, absmax, bound, tol, target, never, use_bound, use_tol, use_target)
+    return select(bad, R_BAD_START, code), select(bad, loss, value)
 
 
 def step_outcome(refused, kept_loss, loss, grad_norm, absmax, limit, bound, tol, target, use_bound, use_limit,
@@ -144,18 +154,8 @@ def step_outcome(refused, kept_loss, loss, grad_norm, absmax, limit, bound, tol,
     """
     loss_bad = (loss - loss) != 0
     grad_bad = (grad_norm - grad_norm) != 0
-    out = use_bound & (absmax > bound)
     blown = use_limit & (loss > limit)
-    small = use_tol & (grad_norm < tol)
-    low = use_target & (loss < target)
-    code = select(low, R_TARGET, GOING)
-    value = loss
-    code = select(small, R_GRAD_TOL, code)
-    value = select(small, grad_norm, value)
-    code = select(blown, R_BLOWUP, code)
-    value = select(blown, loss, value)
-    code = select(out, R_BOUND, code)
-    value = select(out, absmax, value)
+    code, value = settled(loss, grad_norm, absmax, bound, tol, target, blown, use_bound, use_tol, use_target)
     code = select(grad_bad, R_NONFINITE_GRAD, code)
     value = select(grad_bad, grad_norm, value)
     code = select(loss_bad, R_NONFINITE_LOSS, code)

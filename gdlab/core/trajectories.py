@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdlab.core.stopping import MAX_STEPS, R_MAX_STEPS
+
 
 @dataclass
 class Records:
@@ -35,3 +37,10 @@ class Trajectories:
     final_loss: np.ndarray
     final_grad_norm: np.ndarray
     records: Records | None = None
+
+
+def initial_outcomes(shape: tuple[int, ...], steps: int) -> tuple[np.ndarray, ...]:
+    """(status, reason, reason value, stopped at, points) of runs that have not stopped yet: what
+    every run ends with unless a stopping rule fires (``max_steps`` after ``steps`` updates)."""
+    return (np.full(shape, MAX_STEPS, dtype=np.int8), np.full(shape, R_MAX_STEPS, dtype=np.int8),
+            np.full(shape, np.nan), np.full(shape, steps, dtype=np.int64), np.full(shape, steps + 1, dtype=np.int64))

@@ -18,15 +18,13 @@ from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.stopping import (
     GOING,
-    MAX_STEPS,
-    R_MAX_STEPS,
     StoppingRules,
     is_recorded,
     start_outcome,
     status_of,
     step_outcome,
 )
-from gdlab.core.trajectories import Records, Trajectories
+from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
 
 
 def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *, steps: int, schedule: Any,
@@ -55,11 +53,7 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
     bound = rules.bound
     limit = rules.limit(f)
 
-    status = np.full(batch, MAX_STEPS, dtype=np.int8)
-    reason = np.full(batch, R_MAX_STEPS, dtype=np.int8)
-    reason_value = np.full(batch, np.nan)
-    stopped_at = np.full(batch, steps, dtype=np.int64)
-    n_points = np.full(batch, steps + 1, dtype=np.int64)
+    status, reason, reason_value, stopped_at, n_points = initial_outcomes(batch, steps)
 
     code, value = start_outcome(f, gn, run_absmax(params), bound, tol, target, use_bound, use_tol, use_target)
     finished = code != GOING

@@ -42,14 +42,13 @@ import threading
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
 from numba import carray, cfunc, njit, prange, types
-from numba.extending import intrinsic
 
 from gdlab.core import elementwise
 from gdlab.core.rule import Rule, value_names
 from gdlab.fast import generated, primitives
 from gdlab.fast._cache import configure_numba_cache
+from gdlab.fast.calls import call_int64
 
 CACHE_DIR = configure_numba_cache()
 
@@ -190,6 +189,7 @@ def kernel_address(rule: Rule, dtype: Any, select: bool = False) -> int:
     key = rule_key(rule)
     addresses = _compiled.get(key)
     if addresses is None:
+        primitives.register_helpers()
         module = generated.load(kernel_source(rule), "kernels")
         addresses = {(dt, sel): int(getattr(module, kernel_name(dt, sel)).address)
                      for dt in ("float32", "float64") for sel in (False, True)}
@@ -234,22 +234,6 @@ def scan_address(dtype: Any) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-@intrinsic
-def _call_kernel(typingctx, addr, p, g, b0, b1, b2, op, o0, o1, o2, c, n):
-    """Call the kernel at address ``addr`` with the data pointers of these arrays and ``n`` elements."""
-    sig = types.int64(addr, p, g, b0, b1, b2, op, o0, o1, o2, c, n)
-
-    def codegen(context, builder, signature, args):
-        pointers = []
-        for ty, value in zip(signature.args[1:-1], args[1:-1], strict=True):
-            pointers.append(context.make_array(ty)(context, builder, value).data)
-        fnty = ir.FunctionType(ir.IntType(64), [ptr.type for ptr in pointers] + [ir.IntType(64)])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        return builder.call(fn, [*pointers, args[-1]])
-
-    return sig, codegen
-
-
 @njit(**_JIT)
 def _store(dst, src):
     for i in range(dst.size):
@@ -288,7 +272,7 @@ def _scan_chunk(addr, g, c, isz, d, segment, per_row, u0, u1, unitbad):
     for u in range(u0, u1):
         lo, hi, _, _ = _unit_bounds(u, d, segment, per_row, 1, 0, True)
         gs = g[lo * isz : hi * isz]
-        if _call_kernel(addr, gs, gs, gs, gs, gs, gs, gs, gs, gs, c, hi - lo):
+        if call_int64(addr, gs, gs, gs, gs, gs, gs, gs, gs, gs, c, hi - lo):
             unitbad[u] = 1
 
 
@@ -297,7 +281,7 @@ def _run_kernel(addr, p, g, b0, b1, b2, scr, w, c, isz, a, b):
     """The kernel on elements [a, b), in place (in backup mode the old values go to the scratch);
     1 when something is not finite."""
     x, y, n = a * isz, b * isz, (b - a) * isz
-    return _call_kernel(
+    return call_int64(
         addr, p[x:y], g[x:y], b0[x:y], b1[x:y], b2[x:y],
         scr[0:n], scr[w : w + n], scr[2 * w : 2 * w + n], scr[3 * w : 3 * w + n], c, b - a,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 from gdlab.core import elementwise
 
@@ -61,3 +61,18 @@ def _lerp(start, end, weight, one_minus_weight):
         return base + k * (end - start)
 
     return impl
+
+
+_registered: set[Any] = set()
+
+
+def register_helpers() -> None:
+    """Let compiled code call every function marked with :func:`gdlab.core.elementwise.helper` (each
+    compiles from its own source); call before compiling code that may use one."""
+    for fn in elementwise.HELPERS:
+        if fn not in _registered:
+            register_jitable(fn)
+            _registered.add(fn)
+
+
+register_helpers()

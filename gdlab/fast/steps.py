@@ -35,11 +35,30 @@ class Plan:
     scalars: dict[str, Any] = field(default_factory=dict)
 
 
+_kernels_module: Any = None
+
+
 def _kernels() -> Any:
     """gdlab.fast.kernels (imports numba), imported on first use."""
-    from gdlab.fast import kernels
+    global _kernels_module
+    if _kernels_module is None:
+        from gdlab.fast import kernels
 
-    return kernels
+        _kernels_module = kernels
+    return _kernels_module
+
+
+#: (value order, buffer slots) by rule class and options: what a step asks for every time.
+_layouts: dict[Any, tuple[list[str], list[str]]] = {}
+
+
+def _layout(opt: Rule) -> tuple[list[str], list[str]]:
+    kernels = _kernels()
+    key = kernels.rule_key(opt)
+    found = _layouts.get(key)
+    if found is None:
+        found = _layouts[key] = (kernels.value_order(opt), kernels.active_slots(opt))
+    return found
 
 
 def plan_for(opt: Any, state: State, params: np.ndarray, lr: Any = None) -> Plan | str:
@@ -61,8 +80,7 @@ def plan_for(opt: Any, state: State, params: np.ndarray, lr: Any = None) -> Plan
         return "lr is batched (an array): the fused kernels take scalar hyperparameters"
     t = state["step"] + 1
     values, carries = opt.step_values(t, lr_now, opt.hypers(), state)
-    order = _kernels().value_order(opt)
-    slots = _kernels().active_slots(opt)
+    order, slots = _layout(opt)
     for key in slots:
         buf = state.get(key)
         if not isinstance(buf, np.ndarray) or buf.shape != params.shape or buf.dtype != params.dtype:

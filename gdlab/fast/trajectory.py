@@ -53,18 +53,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
 from numba import typeof as numba_typeof
-from numba.extending import intrinsic
 
 from gdlab.core import elementwise, stopping
 from gdlab.core.rule import Hypers, Rule, value_names
 from gdlab.core.schedules import Schedule
-from gdlab.core.stopping import GOING, MAX_STEPS, R_MAX_STEPS, StoppingRules
-from gdlab.core.trajectories import Records, Trajectories
+from gdlab.core.stopping import GOING, StoppingRules
+from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
 from gdlab.fast import generated, primitives
 from gdlab.fast import landscape_codegen as lc
+from gdlab.fast.calls import call_void
 
 JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": False}
 
@@ -93,57 +92,6 @@ F_TOL, F_TARGET, F_BLOWUP, F_FLOOR = range(4)
 # ================================================================================================
 # the driver: generic, compiled once
 # ================================================================================================
-@intrinsic
-def _call_landscape(typingctx, addr, x, f, g, n, stride):
-    """Call the landscape block function at ``addr`` on the data of ``x``, ``f``, ``g``."""
-    sig = types.void(addr, x, f, g, n, stride)
-
-    def codegen(context, builder, signature, args):
-        ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:4], args[1:4],
-                                                                                 strict=True)]
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64, i64])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, [*ptrs, args[4], args[5]])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _call_update(typingctx, addr, x, g, xn, s, c, v, d, n, stride, uniform):
-    """Call a rule's block update (:data:`UPDATE_SIGNATURE`) at ``addr``."""
-    sig = types.void(addr, x, g, xn, s, c, v, d, n, stride, uniform)
-
-    def codegen(context, builder, signature, args):
-        ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:7], args[1:7],
-                                                                                 strict=True)]
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64] * 4)
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, [*ptrs, *args[7:]])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _call_lookahead(typingctx, addr, x, s, c, xn, d, n, stride, uniform):
-    """Call a rule's block look-ahead (:data:`LOOKAHEAD_SIGNATURE`) at ``addr``."""
-    sig = types.void(addr, x, s, c, xn, d, n, stride, uniform)
-
-    def codegen(context, builder, signature, args):
-        ptrs = [context.make_array(ty)(context, builder, v).data for ty, v in zip(signature.args[1:5], args[1:5],
-                                                                                 strict=True)]
-        i64 = ir.IntType(64)
-        fnty = ir.FunctionType(ir.VoidType(), [p.type for p in ptrs] + [i64] * 4)
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(fn, [*ptrs, *args[5:]])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 _start_outcome = njit(inline="always", **JIT)(stopping.start_outcome)
 _step_outcome = njit(inline="always", **JIT)(stopping.step_outcome)
 _status_of = njit(inline="always", **JIT)(stopping.status_of)
@@ -240,7 +188,7 @@ def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn
                 s[q * d * B + j * B + i] = init[q, u]
         for j in range(d):
             x[j * B + i] = x0[r, j]
-    _call_landscape(fg, x, f, g, n, B)
+    call_void(fg, x, f, g, n, B)
 
     # -- the start -------------------------------------------------------------------------
     _norms(n, d, B, g, gq, gn)
@@ -277,16 +225,16 @@ def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn
             zf[i] = 0.0
         gsrc = g
         if look != 0:
-            _call_lookahead(look, x, s, C, xn, d, n, B, uniform)
-            _call_landscape(ga, xn, fw, gw, n, B)
+            call_void(look, x, s, C, xn, d, n, B, uniform)
+            call_void(ga, xn, fw, gw, n, B)
             for j in range(d):
                 gj = gw[j * B:j * B + n]
                 for i in range(n):
                     v = gj[i]
                     zf[i] = zf[i] + (v - v)
             gsrc = gw
-        _call_update(upd, x, gsrc, xn, s, C, V, d, n, B, uniform)
-        _call_landscape(fg, xn, fw, gw, n, B)
+        call_void(upd, x, gsrc, xn, s, C, V, d, n, B, uniform)
+        call_void(fg, xn, fw, gw, n, B)
         for j in range(d):
             xj = xn[j * B:j * B + n]
             for i in range(n):
@@ -509,6 +457,7 @@ def update_addresses(rule: Rule) -> tuple[int, int]:
     key = _rule_key(rule)
     found = _updates.get(key)
     if found is None:
+        primitives.register_helpers()
         module = generated.load(update_source(rule), "trajectory")
         look = int(module.lookahead.address) if hasattr(module, "lookahead") else 0
         found = _updates[key] = (int(module.update.address), look)
@@ -676,11 +625,7 @@ def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, recor
     out_x = np.empty((R, d))
     out_f = np.empty(R)
     out_gn = np.empty(R)
-    status = np.full(R, MAX_STEPS, dtype=np.int8)
-    reason = np.full(R, R_MAX_STEPS, dtype=np.int8)
-    rvalue = np.full(R, np.nan)
-    stopped = np.full(R, steps, dtype=np.int64)
-    npoints = np.full(R, steps + 1, dtype=np.int64)
+    status, reason, rvalue, stopped, npoints = initial_outcomes((R,), steps)
     if record:
         pos = np.empty((steps + 1, R, d))
         loss = np.empty((steps + 1, R))

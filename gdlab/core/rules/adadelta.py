@@ -9,7 +9,7 @@ import numpy as np
 from gdlab.core.elementwise import sqrt
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, is_off, lr
+from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, descent_gradient, is_off, lr
 
 
 class Adadelta(Rule):
@@ -44,7 +44,7 @@ class Adadelta(Rule):
     )
 
     def options(self) -> dict[str, bool]:
-        return {"decay": not is_off(self.weight_decay), "maximize": self.maximize}
+        return {"coupled": not is_off(self.weight_decay), "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
         return {"rho": h.rho, "one_minus_rho": 1.0 - np.asarray(h.rho), "eps": h.eps, "weight_decay": h.weight_decay}
@@ -53,12 +53,10 @@ class Adadelta(Rule):
         return {"lr": lr}
 
     @staticmethod
-    def element(param, grad, square_avg, acc_delta, rho, one_minus_rho, eps, weight_decay, lr, decay, maximize):
+    def element(param, grad, square_avg, acc_delta, rho, one_minus_rho, eps, weight_decay, lr, coupled, maximize):
         """``g = ±grad + λθ``; ``v = ρv + (1 − ρ)g²``; ``Δ = √(u + ε)/√(v + ε)·g``;
         ``u = ρu + (1 − ρ)Δ²``; ``θ − ηΔ``."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         sq = square_avg * rho + one_minus_rho * g * g
         delta = sqrt(acc_delta + eps) / sqrt(sq + eps) * g
         acc = acc_delta * rho + one_minus_rho * delta * delta

@@ -7,7 +7,7 @@ from typing import Any
 from gdlab.core.elementwise import sqrt
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, eps, is_off, lr
+from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, descent_gradient, eps, is_off, lr
 
 
 class Adagrad(Rule):
@@ -39,7 +39,7 @@ class Adagrad(Rule):
     buffers = (Buffer("sum", "G: the sum of squared gradients", init="initial_accumulator_value"),)
 
     def options(self) -> dict[str, bool]:
-        return {"inside": self.eps_inside_sqrt, "decay": not is_off(self.weight_decay), "maximize": self.maximize}
+        return {"inside": self.eps_inside_sqrt, "coupled": not is_off(self.weight_decay), "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
         return {"eps": h.eps, "weight_decay": h.weight_decay}
@@ -48,11 +48,9 @@ class Adagrad(Rule):
         return {"clr": lr / (1.0 + (t - 1) * h.lr_decay)}
 
     @staticmethod
-    def element(param, grad, sum, eps, weight_decay, clr, inside, decay, maximize):
+    def element(param, grad, sum, eps, weight_decay, clr, inside, coupled, maximize):
         """``g = ±grad + λθ``; ``G = G + g²``; ``θ − η̃ g/(√G + ε)`` (or ``/√(G + ε)``)."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         total = sum + g * g
         std = sqrt(total + eps) if inside else sqrt(total) + eps
         return param - clr * g / std, total

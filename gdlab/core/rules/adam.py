@@ -6,13 +6,27 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.elementwise import lerp, maximum, sqrt
+from gdlab.core.elementwise import helper, lerp, maximum, sqrt
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, betas, eps, is_off, lr
+from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, betas, descent_gradient, eps, is_off, lr
 from gdlab.core.scalarmath import power
 
 AMSGRAD = Hyper("amsgrad", False, kind="bool", doc="use the running maximum of v (AMSGrad)")
+
+
+@helper
+def moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2):
+    """Adam's moments: ``m = lerp(m, g, 1 − β₁)`` and ``v = β₂v + (1 − β₂)g²`` (PyTorch's order)."""
+    return lerp(exp_avg, g, w, one_minus_w), exp_avg_sq * beta2 + one_minus_beta2 * g * g
+
+
+def moment_constants(h: Hypers) -> dict[str, Any]:
+    """The per-run constants of :func:`moments` and of the denominator (``ε``, ``λ``)."""
+    beta1, beta2 = (np.asarray(b) for b in h.betas)
+    w = 1.0 - beta1
+    return {"w": w, "one_minus_w": 1.0 - w, "beta2": beta2, "one_minus_beta2": 1.0 - beta2, "eps": h.eps,
+            "weight_decay": h.weight_decay}
 
 
 class Adam(Rule):
@@ -51,10 +65,7 @@ class Adam(Rule):
         }
 
     def constants(self, h: Hypers) -> dict[str, Any]:
-        beta1, beta2 = (np.asarray(b) for b in h.betas)
-        w = 1.0 - beta1
-        return {"w": w, "one_minus_w": 1.0 - w, "beta2": beta2, "one_minus_beta2": 1.0 - beta2, "eps": h.eps,
-                "weight_decay": h.weight_decay}
+        return moment_constants(h)
 
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
         bias1 = 1.0 - power(h.betas[0], t)
@@ -73,13 +84,10 @@ class Adam(Rule):
         """``g = ±grad (+ λθ)``; ``θ·(1 − ηλ)`` when decoupled; ``m = lerp(m, g, 1 − β₁)``;
         ``v = β₂v + (1 − β₂)g²``; ``v̂ = max(v̂, v)`` (AMSGrad) or ``v``;
         ``θ − η/(1 − β₁ᵗ)·m/(√v̂/√(1 − β₂ᵗ) + ε)`` (or ``/√(v̂/(1 − β₂ᵗ) + ε)``)."""
-        g = -grad if maximize else grad
-        if coupled:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         if decoupled:
             param = param * decay_factor
-        m = lerp(exp_avg, g, w, one_minus_w)
-        v = exp_avg_sq * beta2 + one_minus_beta2 * g * g
+        m, v = moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2)
         vhat = maximum(max_exp_avg_sq, v) if amsgrad else v
         denom = sqrt(vhat / bias2 + eps) if inside else sqrt(vhat) / sqrt_bias2 + eps
         return param - step_size * (m / denom), m, v, vhat

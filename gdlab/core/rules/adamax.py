@@ -8,7 +8,7 @@ import numpy as np
 
 from gdlab.core.elementwise import absolute, lerp, maximum
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, betas, eps, is_off, lr
+from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, betas, descent_gradient, eps, is_off, lr
 from gdlab.core.scalarmath import power
 
 
@@ -35,7 +35,7 @@ class Adamax(Rule):
     )
 
     def options(self) -> dict[str, bool]:
-        return {"decay": not is_off(self.weight_decay), "maximize": self.maximize}
+        return {"coupled": not is_off(self.weight_decay), "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
         w = 1.0 - np.asarray(h.betas[0])
@@ -45,12 +45,10 @@ class Adamax(Rule):
         return {"clr": lr / (1.0 - power(h.betas[0], t))}
 
     @staticmethod
-    def element(param, grad, exp_avg, exp_inf, w, one_minus_w, beta2, eps, weight_decay, clr, decay, maximize):
+    def element(param, grad, exp_avg, exp_inf, w, one_minus_w, beta2, eps, weight_decay, clr, coupled, maximize):
         """``g = ±grad + λθ``; ``m = lerp(m, g, 1 − β₁)``; ``u = max(β₂u, |g| + ε)``;
         ``θ − η/(1 − β₁ᵗ)·m/u``."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         m = lerp(exp_avg, g, w, one_minus_w)
         u = maximum(exp_inf * beta2, absolute(g) + eps)
         return param - clr * m / u, m, u

@@ -1,4 +1,5 @@
-"""Hyperparameter specs shared by several rules (PyTorch's names, defaults and ranges)."""
+"""What several rules share: hyperparameter specs (PyTorch's names, defaults and ranges), option
+switches and the element helpers every gradient-based rule starts with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gdlab.core.elementwise import helper
 from gdlab.core.hyper import Hyper
 
 
@@ -45,3 +47,19 @@ def is_off(value: Any) -> bool:
 def any_zero(value: Any) -> bool:
     """True when a (possibly batched) hyperparameter is zero for some run."""
     return bool(np.any(np.asarray(value) == 0))
+
+
+def decay_options(weight_decay: Any, decoupled: bool) -> dict[str, bool]:
+    """The weight-decay switches of a rule that offers both forms: ``coupled`` (λθ added to the
+    gradient) or ``decoupled`` (θ(1 − ηλ)); neither when λ is the scalar 0."""
+    on = not is_off(weight_decay)
+    return {"coupled": on and not decoupled, "decoupled": on and decoupled}
+
+
+@helper
+def descent_gradient(grad, param, weight_decay, maximize, coupled):
+    """``±grad + λθ``: the gradient to descend (negated when maximizing), with coupled L2 weight decay."""
+    g = -grad if maximize else grad
+    if coupled:
+        g = g + weight_decay * param
+    return g

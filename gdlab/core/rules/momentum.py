@@ -6,7 +6,7 @@ from typing import Any
 
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, is_off, lr
+from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, descent_gradient, is_off, lr
 
 
 class Momentum(Rule):
@@ -33,7 +33,7 @@ class Momentum(Rule):
     buffers = (Buffer("velocity", "v: the step taken, a decaying sum of past steps"),)
 
     def options(self) -> dict[str, bool]:
-        return {"decay": not is_off(self.weight_decay), "maximize": self.maximize}
+        return {"coupled": not is_off(self.weight_decay), "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
         return {"momentum": h.momentum, "weight_decay": h.weight_decay}
@@ -42,10 +42,8 @@ class Momentum(Rule):
         return {"lr": lr}
 
     @staticmethod
-    def element(param, grad, velocity, lr, momentum, weight_decay, decay, maximize):
+    def element(param, grad, velocity, lr, momentum, weight_decay, coupled, maximize):
         """``g = ±grad + λθ``; ``v = γv + ηg``; ``θ − v``."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         v = momentum * velocity + lr * g
         return param - v, v

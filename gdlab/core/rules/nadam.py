@@ -6,17 +6,19 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.elementwise import lerp, sqrt
+from gdlab.core.elementwise import sqrt
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Carry, Hypers, Rule
+from gdlab.core.rules.adam import moment_constants, moments
 from gdlab.core.rules.common import (
     DECOUPLED_WEIGHT_DECAY,
     EPS_INSIDE_SQRT,
     MAXIMIZE,
     WEIGHT_DECAY,
     betas,
+    decay_options,
+    descent_gradient,
     eps,
-    is_off,
     lr,
 )
 from gdlab.core.scalarmath import power
@@ -66,19 +68,11 @@ class NAdam(Rule):
     carries = (Carry("mu_product", momentum_coefficient, 1.0),)
 
     def options(self) -> dict[str, bool]:
-        on = not is_off(self.weight_decay)
-        return {
-            "inside": self.eps_inside_sqrt,
-            "coupled": on and not self.decoupled_weight_decay,
-            "decoupled": on and self.decoupled_weight_decay,
-            "maximize": self.maximize,
-        }
+        return {"inside": self.eps_inside_sqrt, **decay_options(self.weight_decay, self.decoupled_weight_decay),
+                "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
-        w = 1.0 - np.asarray(h.betas[0])
-        beta2 = np.asarray(h.betas[1])
-        return {"w": w, "one_minus_w": 1.0 - w, "beta2": beta2, "one_minus_beta2": 1.0 - beta2, "eps": h.eps,
-                "weight_decay": h.weight_decay}
+        return moment_constants(h)
 
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
         mu = momentum_coefficient(t, h)
@@ -97,13 +91,10 @@ class NAdam(Rule):
         """``g = ±grad (+ λθ)``; ``θ·(1 − ηλ)`` when decoupled; ``m``, ``v`` as Adam;
         ``d = √(v/(1 − β₂ᵗ)) + ε``; ``θ − c₁g/d − c₂m/d`` with ``c₁ = η(1 − μ_t)/(1 − Π_t)``,
         ``c₂ = ημ_{t+1}/(1 − Π_tμ_{t+1})``."""
-        g = -grad if maximize else grad
-        if coupled:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         if decoupled:
             param = param * decay_factor
-        m = lerp(exp_avg, g, w, one_minus_w)
-        v = exp_avg_sq * beta2 + one_minus_beta2 * g * g
+        m, v = moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2)
         denom = sqrt(v / bias2 + eps) if inside else sqrt(v / bias2) + eps
         new = param - c1 * g / denom
         return new - c2 * m / denom, m, v

@@ -6,16 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.elementwise import lerp, select, sqrt
+from gdlab.core.elementwise import select, sqrt
 from gdlab.core.rule import Buffer, Hypers, Rule
+from gdlab.core.rules.adam import moment_constants, moments
 from gdlab.core.rules.common import (
     DECOUPLED_WEIGHT_DECAY,
     EPS_INSIDE_SQRT,
     MAXIMIZE,
     WEIGHT_DECAY,
     betas,
+    decay_options,
+    descent_gradient,
     eps,
-    is_off,
     lr,
 )
 from gdlab.core.scalarmath import power
@@ -54,19 +56,11 @@ class RAdam(Rule):
     )
 
     def options(self) -> dict[str, bool]:
-        on = not is_off(self.weight_decay)
-        return {
-            "inside": self.eps_inside_sqrt,
-            "coupled": on and not self.decoupled_weight_decay,
-            "decoupled": on and self.decoupled_weight_decay,
-            "maximize": self.maximize,
-        }
+        return {"inside": self.eps_inside_sqrt, **decay_options(self.weight_decay, self.decoupled_weight_decay),
+                "maximize": self.maximize}
 
     def constants(self, h: Hypers) -> dict[str, Any]:
-        w = 1.0 - np.asarray(h.betas[0])
-        beta2 = np.asarray(h.betas[1])
-        return {"w": w, "one_minus_w": 1.0 - w, "beta2": beta2, "one_minus_beta2": 1.0 - beta2, "eps": h.eps,
-                "weight_decay": h.weight_decay, "one": np.ones_like(beta2)}
+        return {**moment_constants(h), "one": np.ones_like(np.asarray(h.betas[1], dtype=np.float64))}
 
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
         beta2 = np.asarray(h.betas[1], dtype=np.float64)
@@ -93,13 +87,10 @@ class RAdam(Rule):
                 bias1, bias2, sqrt_bias2, rect, rectify, lr, decay_factor, inside, coupled, decoupled, maximize):
         """``g = ±grad (+ λθ)``; ``θ·(1 − ηλ)`` when decoupled; ``m``, ``v`` as Adam;
         ``s = m/(1 − β₁ᵗ)·η``; ``θ − s·√(1 − β₂ᵗ)/(√v + ε)·r_t`` when ρ_t > 5, else ``θ − s``."""
-        g = -grad if maximize else grad
-        if coupled:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         if decoupled:
             param = param * decay_factor
-        m = lerp(exp_avg, g, w, one_minus_w)
-        v = exp_avg_sq * beta2 + one_minus_beta2 * g * g
+        m, v = moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2)
         step = m / bias1 * lr
         adaptive = one / sqrt(v / bias2 + eps) if inside else sqrt_bias2 / (sqrt(v) + eps)
         return param - select(rectify > 0, step * adaptive * rect, step), m, v

@@ -9,7 +9,7 @@ import numpy as np
 from gdlab.core.elementwise import lerp, select, sqrt
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, eps, is_off, lr
+from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, descent_gradient, eps, is_off, lr
 
 
 class RMSprop(Rule):
@@ -66,7 +66,7 @@ class RMSprop(Rule):
             "centered": self.centered,
             "use_momentum": not is_off(self.momentum),
             "inside": self.eps_inside_sqrt,
-            "decay": not is_off(self.weight_decay),
+            "coupled": not is_off(self.weight_decay),
             "maximize": self.maximize,
         }
 
@@ -81,12 +81,10 @@ class RMSprop(Rule):
 
     @staticmethod
     def element(param, grad, square_avg, grad_avg, momentum_buffer, alpha, one_minus_alpha, w, one_minus_w, eps,
-                momentum, weight_decay, lr, centered, use_momentum, inside, decay, maximize):
+                momentum, weight_decay, lr, centered, use_momentum, inside, coupled, maximize):
         """``g = ±grad + λθ``; ``v = αv + (1 − α)g²``; centered: ``ḡ = lerp(ḡ, g, 1 − α)``,
         ``v − ḡ²``; ``d = √(·) + ε``; ``θ − η(μb + g/d)`` with momentum, ``θ − ηg/d`` without."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         sq = square_avg * alpha + one_minus_alpha * g * g
         avg_g = grad_avg
         var = sq

@@ -9,7 +9,7 @@ import numpy as np
 from gdlab.core.elementwise import select
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Buffer, Hypers, Rule
-from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, is_off, lr
+from gdlab.core.rules.common import MAXIMIZE, WEIGHT_DECAY, descent_gradient, is_off, lr
 
 
 class SGD(Rule):
@@ -57,7 +57,7 @@ class SGD(Rule):
         return {
             "use_momentum": not is_off(self.momentum),
             "nesterov": self.nesterov,
-            "decay": not is_off(self.weight_decay),
+            "coupled": not is_off(self.weight_decay),
             "maximize": self.maximize,
         }
 
@@ -70,12 +70,10 @@ class SGD(Rule):
 
     @staticmethod
     def element(param, grad, momentum_buffer, lr, momentum, one_minus_dampening, weight_decay, first,
-                use_momentum, nesterov, decay, maximize):
+                use_momentum, nesterov, coupled, maximize):
         """``g = ±grad + λθ``; ``b = g`` (first step) or ``μb + (1 − τ)g``; ``θ − η(g + μb)`` with
         Nesterov, ``θ − ηb`` without, ``θ − ηg`` without momentum (or where μ = 0)."""
-        g = -grad if maximize else grad
-        if decay:
-            g = g + weight_decay * param
+        g = descent_gradient(grad, param, weight_decay, maximize, coupled)
         buf = momentum_buffer
         step = g
         if use_momentum:
