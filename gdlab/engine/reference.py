@@ -9,6 +9,7 @@ through the common ``step`` interface (with the gradient the loop already has), 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,20 @@ from gdlab.core.stopping import (
 from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
 
 
+class Cancelled(Exception):  # noqa: N818 (what happened, not an error of the caller's)
+    """A run stopped before its end because its ``cancel`` callback asked for it."""
+
+
 def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *, steps: int, schedule: Any,
-                  base_lr: Any, rules: StoppingRules, record: bool) -> Trajectories:
+                  base_lr: Any, rules: StoppingRules, record: bool,
+                  cancel: Callable[[], bool] | None = None) -> Trajectories:
     """Run every start of ``x0`` (shape ``batch + (d,)``) for at most ``steps`` steps.
 
     ``schedule`` (an object with ``init``, ``lr(step, base_lr, state)``, ``observe(state, loss)``
     and ``needs_loss``) sets the learning rate of update ``k + 1`` to ``schedule.lr(k, base_lr,
     state)``; without one the optimizer's own rate ``base_lr`` applies (and is recorded).
+    ``cancel``, when given, is asked before every step; when it answers True the run raises
+    :class:`Cancelled`.
     """
     batch = x0.shape[:-1]
     params = x0.copy()
@@ -80,6 +88,8 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
     for t in range(steps):
         if not all_active and not active.any():
             break
+        if cancel is not None and cancel():
+            raise Cancelled(f"cancelled at step {t}")
         lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
         new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
         f_new, g_new = objective.value_and_grad(new_params)

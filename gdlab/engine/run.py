@@ -40,7 +40,7 @@ time (L-BFGS does); only for those the engine loops over the runs (each run is s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,15 +64,15 @@ from gdlab.core.stopping import (
 )
 from gdlab.core.trajectories import Trajectories
 from gdlab.engine.analysis import nearest_known_minimum
-from gdlab.engine.reference import run_reference
+from gdlab.engine.reference import Cancelled, run_reference
 from gdlab.engine.result import RunResult, format_hyperparam
 from gdlab.fast import config as fast_config
 
 #: Default bound = this factor × the larger of the landscape's domain extent and the start's size.
 BOUND_FACTOR = 1000.0
 
-__all__ = ["BLOWUP_FLOOR", "CONVERGED", "DIVERGED", "MAX_STEPS", "BatchRecord", "RunSpec", "compare", "run_batch",
-           "run_single"]
+__all__ = ["BLOWUP_FLOOR", "CONVERGED", "DIVERGED", "MAX_STEPS", "BatchRecord", "Cancelled", "RunSpec", "compare",
+           "run_batch", "run_single"]
 
 
 @dataclass
@@ -199,6 +199,7 @@ def run_batch(
     record: bool = True,
     label: str = "",
     backend: str = "auto",
+    cancel: Callable[[], bool] | None = None,
 ) -> BatchRecord:
     """Run ``optimizer`` on ``objective`` from every start at once; see the module docstring.
 
@@ -214,6 +215,11 @@ def run_batch(
     optimizer an elementwise rule, and the reference loop otherwise (also when
     :func:`gdlab.fast.set_backend` chose ``"reference"``); ``"reference"`` always runs the
     reference loop; ``"fused"`` raises ``ValueError`` saying why when the compiled loop cannot run.
+
+    ``cancel``: a callback asked before the call starts, before every step of the reference loop
+    and between the runs of a looped optimizer; when it answers True the call raises
+    :class:`Cancelled` (a server stops the work of a client that went away). A fused call, which
+    takes milliseconds, is not interrupted once it has started.
     """
     if backend not in ("auto", "reference", "fused"):
         raise ValueError(f"backend must be 'auto', 'reference' or 'fused', got {backend!r}")
@@ -234,12 +240,14 @@ def run_batch(
             f"starts of shape {x0.shape} (batch {x0.shape[:-1]}) do not broadcast against the array "
             f"hyperparameters of shapes {shapes}; put starts on leading axes, e.g. (S, 1, d) with lr (L,)"
         ) from None
+    if cancel is not None and cancel():
+        raise Cancelled("cancelled before the first step")
     if not takes_batches(optimizer) and batch:
         if backend == "fused":
             raise ValueError(f"backend='fused' cannot run this: optimizer {optimizer.name!r} takes one run at a time")
         return _run_looped(objective, optimizer, x0, batch, steps=steps, schedule=schedule, tol=tol,
                            target=target, bound=bound, blowup=blowup, blowup_floor=blowup_floor,
-                           record=record, label=label)
+                           record=record, label=label, cancel=cancel)
     size = math.prod(batch)
     if record and (steps + 1) * size * (x0.shape[-1] + 3) * 8 > LIMITS.max_record_bytes:
         raise ValueError(
@@ -261,7 +269,7 @@ def run_batch(
     if result is None:
         with np.errstate(all="ignore"):
             result = run_reference(objective, optimizer, x0, steps=steps, schedule=schedule, base_lr=base_lr,
-                                   rules=rules, record=record)
+                                   rules=rules, record=record, cancel=cancel)
     return assemble_record(optimizer, schedule, x0, batch, result, rules, steps=steps, label=label)
 
 
