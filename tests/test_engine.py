@@ -294,3 +294,17 @@ def test_bad_arguments():
         run_single(ELLIPTIC, make_optimizer("sgd", lr=np.array([0.1, 0.2])), [1.0, 1.0], steps=2)
     with pytest.raises(ValueError, match="unknown optimizer"):
         run_single(ELLIPTIC, "sgdd", [1, 1], steps=3)
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_a_non_finite_optimizer_state_stops_the_run(backend):
+    """Adam with λ = 1e308: λθ overflows v to inf, after which every step is 0 and the parameters
+    freeze; that is a divergence of the optimizer, reported with its step, not a run that used all
+    its steps."""
+    from gdlab.core.stopping import R_NONFINITE_STATE
+    from gdlab.landscapes import make_landscape
+
+    rec = run_batch(make_landscape("rosenbrock"), make_optimizer("adam", lr=0.01, weight_decay=1e308),
+                    np.array([0.5, 0.5]), steps=50, backend=backend)
+    assert str(rec.status) == "diverged" and rec.reason_code[()] == R_NONFINITE_STATE
+    assert rec.stopped_at[()] == 1 and "state became non-finite" in rec.reason() and "step 1" in rec.reason()

@@ -6,6 +6,7 @@ operations: every comparison here is bit for bit, in float64 and float32.
 
 from __future__ import annotations
 
+import os
 import sys
 import tracemalloc
 from pathlib import Path
@@ -488,16 +489,68 @@ def test_thread_count_is_respected() -> None:
     assert config.stats["threads"] == 1  # small steps do not wake threads
 
 
-def test_cache_directory_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_caches_live_in_a_user_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert _cache.cache_root() == tmp_path / "cache" / "gdlab"
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    read_only_package = blocker / "gdlab" / "fast"  # cannot be created: a file is in the way
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    chosen = _cache.choose_cache_dir(read_only_package, env={})
-    assert chosen == tmp_path / "cache" / "gdlab" / "numba" and chosen.is_dir()
-    assert _cache.choose_cache_dir(read_only_package, env={"NUMBA_CACHE_DIR": "/somewhere"}) is None
-    assert _cache.choose_cache_dir(tmp_path, env={}) is None  # writable: numba's default, next to the module
-    assert Path(fast.cache_dir()).is_dir()
+    fallback = _cache.cache_root({"XDG_CACHE_HOME": str(blocker)})  # cannot be created: a file is in the way
+    assert fallback.is_dir() and not fallback.is_relative_to(blocker)
+    from gdlab.fast import generated
+
+    assert not generated.generated_dir().is_relative_to(_cache.PACKAGE_DIR)
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        assert not Path(fast.cache_dir()).is_relative_to(_cache.PACKAGE_DIR)
+
+
+def test_numba_caches_gdlab_code_under_the_cache_root_and_nothing_else(tmp_path: Path) -> None:
+    from numba.core import caching
+
+    numba_dir = tmp_path / "numba"
+    locator = _cache._locator_class(numba_dir, (_cache.PACKAGE_DIR,))
+    from gdlab.fast import trajectory
+
+    ours = trajectory._run_blocks.py_func
+    found = locator.from_function(ours, ours.__code__.co_filename)
+    assert found is not None and Path(found.get_cache_path()).is_relative_to(numba_dir)
+    mine = test_numba_caches_gdlab_code_under_the_cache_root_and_nothing_else
+    assert locator.from_function(mine, __file__) is None  # a user's own code keeps numba's usual places
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        assert caching.CacheImpl._locator_classes[0].__name__ == "GdlabCacheLocator"
+    assert found.get_source_stamp()[1] == _cache.package_stamp()  # a change anywhere in gdlab recompiles
+
+
+def test_the_disk_cache_is_pruned_least_recently_used_first(tmp_path: Path) -> None:
+    for k in range(6):
+        (tmp_path / f"m{k}.py").write_text("x = 1\n" * 100)
+        (tmp_path / f"m{k}.ok").touch()
+        os.utime(tmp_path / f"m{k}.py", (1000 + k, 1000 + k))
+        os.utime(tmp_path / f"m{k}.ok", (1000 + k, 1000 + k))
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "m0.cpython.nbi").write_text("index")
+    _cache.touch(tmp_path, "m1")  # used just now: the most recent
+    assert _cache.prune(tmp_path, max_modules=3, max_bytes=10**9, keep="m0") == 3
+    assert sorted(p.stem for p in tmp_path.glob("*.py")) == ["m0", "m1", "m5"]
+    assert (tmp_path / "__pycache__" / "m0.cpython.nbi").exists()  # kept with its module
+    assert _cache.prune(tmp_path, max_modules=10, max_bytes=1000) >= 1  # the byte bound too
+    assert sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file()) <= 1000 or \
+        [p.stem for p in tmp_path.glob("*.py")] == []
+
+
+def test_compiled_programs_per_process_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gdlab.core.limits import LIMITS, Limits
+    from gdlab.fast import landscape_codegen as lc
+    from gdlab.landscapes import parse_expression
+
+    bounded = Limits(max_compiled_programs=len(lc._compiled))
+    monkeypatch.setattr(lc, "LIMITS", bounded)
+    land = parse_expression("x**2 + 3.25*y**2 + 0.125*x*y")
+    with pytest.raises(lc.CodegenError, match="the most it keeps"):
+        lc.compile_landscape(land)
+    from gdlab.fast import trajectory
+
+    assert "the most it keeps" in trajectory.explain(land, make_optimizer("sgd"), np.zeros(2))
+    assert LIMITS.max_compiled_programs >= 64
 
 
 def test_warmup_compiles_every_rule_for_both_dtypes() -> None:

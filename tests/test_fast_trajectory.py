@@ -46,6 +46,7 @@ from gdlab.core.stopping import (
     R_MAX_STEPS,
     R_NONFINITE_GRAD,
     R_NONFINITE_LOSS,
+    R_NONFINITE_STATE,
     R_NONFINITE_UPDATE,
     R_TARGET,
 )
@@ -457,6 +458,8 @@ STOP_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], set[int]]] = [
     ("double_well", "nesterov", {"lr": HUGE}, {"bound": math.inf, "blowup": None}, {R_NONFINITE_LOSS}),
     ("log", "sgd", {"lr": HUGE}, {"bound": math.inf, "blowup": None}, {R_BAD_START, R_NONFINITE_LOSS}),
     ("log", "adagrad", {"lr": HUGE}, {"tol": 1e-3}, {R_BAD_START}),
+    # λθ overflows v = (1 − β₂)g² to inf: every later step would be 0 (the parameters freeze)
+    ("himmelblau", "adam", {"lr": 0.1, "weight_decay": 1e308}, {}, {R_NONFINITE_STATE, R_NONFINITE_UPDATE}),
     ("sqrt", "nesterov", {"lr": HUGE, "momentum": 0.9}, {"bound": math.inf}, {R_NONFINITE_UPDATE}),
     ("sqrt", "radam", {"lr": HUGE}, {"target": 0.5}, {R_NONFINITE_LOSS}),
     ("inv", "adadelta", {"lr": HUGE * 10}, {"target": 0.5, "blowup": 100.0}, {R_TARGET}),
@@ -496,7 +499,7 @@ def test_stopping_rules(land: str, name: str, kwargs: dict[str, Any], rules: dic
 def test_every_reason_code_is_covered() -> None:
     reached = set().union(*(codes for *_, codes in STOP_CASES))
     assert reached == {R_MAX_STEPS, R_GRAD_TOL, R_TARGET, R_NONFINITE_UPDATE, R_NONFINITE_LOSS, R_NONFINITE_GRAD,
-                       R_BOUND, R_BLOWUP, R_BAD_START}
+                       R_BOUND, R_BLOWUP, R_BAD_START, R_NONFINITE_STATE}
 
 
 def test_stops_at_the_start() -> None:

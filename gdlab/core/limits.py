@@ -31,6 +31,13 @@ class Limits:
     max_expr_chars: int = 200
     #: Characters of a run label.
     max_label_chars: int = 40
+    #: Landscape programs one process compiles (compiled code is never freed: about 1.5 MB each); past
+    #: this, landscapes not compiled yet take the reference path.
+    max_compiled_programs: int = 128
+    #: Generated modules kept in the disk cache (the least recently used are removed past either bound).
+    max_cached_modules: int = 2000
+    #: Bytes of the disk cache of generated modules and their compiled code.
+    max_cache_bytes: int = 500_000_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

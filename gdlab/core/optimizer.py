@@ -161,6 +161,31 @@ class GradientOptimizer(Optimizer):
         return self.update(g, state, p, lr)
 
 
+def state_is_finite(state: State, batch: tuple[int, ...]) -> np.ndarray:
+    """Per run (shape ``batch``): every number of the run's state is finite. Arrays whose leading
+    axes are the batch's (buffers, per-run scalars) are judged run by run, others (a history shared
+    by one run) as a whole; nested states (SAM's base, a chain's parts) are looked into."""
+    ok = np.ones(batch, dtype=bool)
+    for value in state.values():
+        if isinstance(value, dict):
+            ok &= state_is_finite(value, batch)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    ok &= state_is_finite(item, batch)
+        elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            if value.shape[: len(batch)] == batch and value.ndim > len(batch):
+                ok &= run_all_finite(value.reshape(batch + (-1,)))
+            else:
+                try:
+                    ok &= np.broadcast_to(np.isfinite(value), batch)
+                except ValueError:
+                    ok &= bool(np.isfinite(value).all())
+        elif isinstance(value, float):
+            ok &= bool(np.isfinite(value))
+    return ok
+
+
 def assign_state(old: State, new: State) -> None:
     """Make ``old`` equal to ``new`` in place: arrays of the same shape and dtype are copied into."""
     for key, value in new.items():

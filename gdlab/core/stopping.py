@@ -6,6 +6,7 @@ Checked at every point a run reaches, per run; the first rule that fires decides
 rule                                  status      reason code
 ====================================  ==========  ==============================================
 optimizer flags the step non-finite   diverged    ``NONFINITE_UPDATE`` (the update was refused)
+optimizer's state not finite          diverged    ``NONFINITE_STATE`` (its buffers overflowed)
 loss not finite                       diverged    ``NONFINITE_LOSS`` (the point is not recorded)
 gradient not finite                   diverged    ``NONFINITE_GRAD`` (the point is not recorded)
 ``max_i |x_i| > bound``               diverged    ``BOUND`` (left the box)
@@ -50,6 +51,7 @@ R_NONFINITE_GRAD = 5
 R_BOUND = 6
 R_BLOWUP = 7
 R_BAD_START = 8
+R_NONFINITE_STATE = 9
 
 #: Default ``blowup`` factor and the absolute floor in ``f > blowup·(|f(x₀)| + floor)``.
 BLOWUP = 1e8
@@ -144,11 +146,13 @@ def start_outcome(loss, grad_norm, absmax, bound, tol, target, use_bound, use_to
     return select(bad, R_BAD_START, code), select(bad, loss, value)
 
 
-def step_outcome(refused, kept_loss, loss, grad_norm, absmax, limit, bound, tol, target, use_bound, use_limit,
-                 use_tol, use_target):
+def step_outcome(refused, state_bad, kept_loss, loss, grad_norm, absmax, limit, bound, tol, target, use_bound,
+                 use_limit, use_tol, use_target):
     """``(reason code, value)`` of a run after a step: ``GOING`` unless a rule fires.
 
     ``refused``: the optimizer refused the update; ``kept_loss``: the loss at the point kept then.
+    ``state_bad``: the optimizer's state holds inf or NaN (an overflowed buffer stops the
+    parameters, e.g. Adam's v = inf makes every step 0: not a run that reached its step limit).
     ``loss``, ``grad_norm`` and ``absmax`` (``max |x_i|``) are those of the new point, ``limit`` the
     run's blow-up threshold. The rules apply in the order of the module docstring's table.
     """
@@ -160,6 +164,8 @@ def step_outcome(refused, kept_loss, loss, grad_norm, absmax, limit, bound, tol,
     value = select(grad_bad, grad_norm, value)
     code = select(loss_bad, R_NONFINITE_LOSS, code)
     value = select(loss_bad, loss, value)
+    code = select(state_bad, R_NONFINITE_STATE, code)
+    value = select(state_bad, loss, value)
     code = select(refused, R_NONFINITE_UPDATE, code)
     value = select(refused, kept_loss, value)
     return code, value
@@ -188,6 +194,8 @@ def reason_text(code: int, value: float, step: int, *, tol: float | None, target
         return f"the loss became non-finite at step {step}"
     if code == R_NONFINITE_GRAD:
         return f"the gradient became non-finite at step {step}"
+    if code == R_NONFINITE_STATE:
+        return f"the optimizer's state became non-finite (inf or NaN) at step {step}; the parameters would not move"
     if code == R_BOUND:
         return f"left the box |x_i| <= {float(bound):.3g} at step {step} (max |x_i| = {value:.3g})"
     if code == R_BLOWUP:

@@ -16,7 +16,7 @@ import numpy as np
 
 from gdlab.core.batching import run_absmax, run_norm
 from gdlab.core.objective import Objective
-from gdlab.core.optimizer import Optimizer
+from gdlab.core.optimizer import Optimizer, state_is_finite
 from gdlab.core.stopping import (
     GOING,
     StoppingRules,
@@ -92,14 +92,15 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
             raise Cancelled(f"cancelled at step {t}")
         lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
         new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
+        state_bad = ~state_is_finite(state, batch)
         f_new, g_new = objective.value_and_grad(new_params)
         f_new = np.broadcast_to(f_new, batch)
         gn_new = run_norm(g_new)
         xmax = run_absmax(new_params) if use_bound else gn_new
         k = t + 1
 
-        code, value = step_outcome(refused, f, f_new, gn_new, xmax, limit, bound, tol, target, use_bound, use_limit,
-                                   use_tol, use_target)
+        code, value = step_outcome(refused, state_bad, f, f_new, gn_new, xmax, limit, bound, tol, target, use_bound,
+                                   use_limit, use_tol, use_target)
         stop = code != GOING
         if not all_active:
             stop &= active

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gdlab.fast._cache import is_writable, user_cache_dir
+from gdlab.fast._cache import cache_root, prune, touch
 
 
 class GenerationError(ValueError):
@@ -30,14 +30,13 @@ class GenerationError(ValueError):
 
 
 def generated_dir() -> Path:
-    """Where generated modules live (next to the kernels' cache, else in a user cache directory)."""
-    here = Path(__file__).resolve().parent / "__pycache__" / "generated"
-    if is_writable(here):
-        return here
-    for candidate in (user_cache_dir() / "generated", Path(tempfile.gettempdir()) / "gdlab-generated"):
-        if is_writable(candidate):
-            return candidate
-    raise GenerationError("no writable directory for generated code")
+    """Where generated modules live: ``generated/`` of the per-user cache (:mod:`gdlab.fast._cache`)."""
+    try:
+        directory = cache_root() / "generated"
+        directory.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise GenerationError(f"no writable directory for generated code: {exc}") from None
+    return directory
 
 
 def stamp(*objects: Any) -> str:
@@ -115,6 +114,7 @@ def load(text: str, prefix: str) -> ModuleType:
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
             os.replace(tmp, path)
+            prune(directory, keep=name)  # a new module: keep the cache within its bounds
         qualified = f"gdlab_generated_{name}"
         spec = importlib.util.spec_from_file_location(qualified, path)
         if spec is None or spec.loader is None:
@@ -128,5 +128,6 @@ def load(text: str, prefix: str) -> ModuleType:
             raise GenerationError(f"the generated code does not compile: {type(exc).__name__}: {exc}") from None
         with contextlib.suppress(OSError):
             (directory / f"{name}.ok").touch()
+        touch(directory, name)
         _modules[name] = module
         return module

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.core import elementwise
+from gdlab.core.limits import LIMITS
 from gdlab.fast import generated, primitives
 from gdlab.landscapes.base import Landscape
 from gdlab.landscapes.program import ARITHMETIC, ARITY, MAX_PROGRAM_DIM, TRANSCENDENTAL, PointProgram
@@ -221,6 +222,9 @@ def compile_code(code: LandscapeCode) -> CompiledLandscape:
     done = _compiled.get(code.key)
     if done is not None:
         return done
+    if len(_compiled) >= LIMITS.max_compiled_programs:
+        raise CodegenError(f"this process has compiled {len(_compiled)} landscape programs, the most it keeps "
+                           "(compiled code is never freed); this one runs on the reference path")
     try:
         module = generated.load(code.text, PREFIX)
     except generated.GenerationError as exc:

@@ -92,6 +92,7 @@ F_TOL, F_TARGET, F_BLOWUP, F_FLOOR = range(4)
 # ================================================================================================
 # the driver: generic, compiled once
 # ================================================================================================
+primitives.register_helpers()  # the stopping rules' helpers, imported above
 _start_outcome = njit(inline="always", **JIT)(stopping.start_outcome)
 _step_outcome = njit(inline="always", **JIT)(stopping.step_outcome)
 _status_of = njit(inline="always", **JIT)(stopping.status_of)
@@ -172,6 +173,7 @@ def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn
     bnd = np.empty(B)
     xm = np.zeros(B)
     zf = np.zeros(B)
+    zs = np.zeros(B)
     code = np.zeros(B, np.int64)
     val = np.zeros(B)
     act = np.zeros(B, np.bool_)
@@ -234,6 +236,13 @@ def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn
                     zf[i] = zf[i] + (v - v)
             gsrc = gw
         call_void(upd, x, gsrc, xn, s, C, V, d, n, B, uniform)
+        for i in range(n):
+            zs[i] = 0.0
+        for q in range(NB * d):
+            sq = s[q * B:q * B + n]
+            for i in range(n):
+                v = sq[i]
+                zs[i] = zs[i] + (v - v)
         call_void(fg, xn, fw, gw, n, B)
         for j in range(d):
             xj = xn[j * B:j * B + n]
@@ -245,8 +254,8 @@ def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn
             _absmax(n, d, B, xn, xm)
         nstop = 0
         for i in range(n):
-            c1, v1 = _step_outcome(zf[i] != zf[i], f[i], fw[i], gnw[i], xm[i], lim[i], bnd[i], tol, target,
-                                   use_bound, use_limit, use_tol, use_target)
+            c1, v1 = _step_outcome(zf[i] != zf[i], zs[i] != zs[i], f[i], fw[i], gnw[i], xm[i], lim[i], bnd[i], tol,
+                                   target, use_bound, use_limit, use_tol, use_target)
             code[i] = c1
             val[i] = v1
             nstop += (c1 != GOING) & act[i]
