@@ -13,6 +13,12 @@
    visit with a persistent profile, so V8's code cache holds it). Also the first switch to the 3-D
    view (which fetches and compiles the full Plotly.js bundle), from the click to the surface drawn.
 3. Animation: frames per second measured by the page (requestAnimationFrame) while 6 balls roll.
+4. Hardening (``gdlab serve`` in a subprocess with empty caches, so that it compiles what it is asked
+   to): the server's memory (RSS, once its CPU has settled) at start, after ``--formulas`` distinct
+   formulas validated (what the page sends while one types) and after as many run (7 steps each); then
+   ``GET /`` latency while the run queue is full: 60 concurrent requests at the limits (12 L-BFGS ×
+   10,000 steps, tol 0), how many were answered 503 at once, and how fast. ``--baseline PATH`` measures
+   an earlier source tree beside this one (e.g. ``git archive 22bd229 | tar -x -C /tmp/before``).
 
 Prints a table and writes ``bench/out/web.json``.
 """
@@ -20,19 +26,24 @@ Prints a table and writes ``bench/out/web.json``.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).parent / "out" / "web.json"
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -60,7 +71,7 @@ def bench_server(repeat: int) -> dict[str, Any]:
     from gdlab.web import create_app
 
     out: dict[str, Any] = {}
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), base_url="http://localhost") as client:
         client.app.state.kernels_warm.wait(300)  # measure the steady state, not the kernels compiling
         def post(path: str, body: dict) -> float:
             t0 = time.perf_counter()
@@ -185,11 +196,199 @@ def bench_browser(url: str, loads: int) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# hardening: memory after many formulas, the page while the run queue is full
+# ------------------------------------------------------------------------------------------------
+HEAVY = {"landscape": "rosenbrock", "steps": 10_000, "tol": 0,
+         "optimizers": [{"name": "lbfgs", "hyperparams": {"lr": 1e-3 * (k + 1)}} for k in range(12)]}
+
+
+class Served:
+    """``gdlab serve --port 0`` of the source tree ``tree`` in a subprocess, with empty caches."""
+
+    def __init__(self, tree: Path) -> None:
+        self.cache = tempfile.TemporaryDirectory(prefix="gdlab-bench-")
+        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1",
+               "XDG_CACHE_HOME": f"{self.cache.name}/xdg", "NUMBA_CACHE_DIR": f"{self.cache.name}/numba"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gdlab.cli.main", "serve", "--port", "0"], cwd=tree,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("gdlab lab at http://"):
+            self.stop()
+            raise RuntimeError(f"gdlab serve did not start in {tree}: {line!r}")
+        self.port = int(line.split()[3].rstrip("/").rsplit(":", 1)[1])
+        deadline = time.time() + 600  # the URL is printed before the server listens
+        while True:
+            try:
+                self.request("GET", "/api/meta")
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"gdlab serve in {tree} does not answer") from None
+                time.sleep(0.2)
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 600) -> tuple[int, dict[str, str]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, timeout: float) -> float:
+        """Wait until the server's CPU is idle (background compilation done); returns seconds waited."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            before = self.cpu_seconds()
+            time.sleep(2.0)
+            if self.cpu_seconds() - before < 0.1:
+                break
+        return time.perf_counter() - t0
+
+    def cache_mb(self) -> float:
+        return sum(f.stat().st_size for f in Path(self.cache.name).rglob("*") if f.is_file()) / 2**20
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.cache.cleanup()
+
+
+def formula(i: int) -> str:
+    return f"{1 + i / 1000:g}*x^2 + y^2 + sin(x*y)"
+
+
+def bench_memory(tree: Path, n: int) -> dict[str, Any]:
+    """RSS at start, after ``n`` distinct formulas validated, and after ``n`` more run (7 steps each)."""
+    srv = Served(tree)
+    try:
+        out: dict[str, Any] = {"formulas": n}
+        srv.settle(600)
+        out["start_mb"] = srv.rss_mb()
+        t0 = time.perf_counter()
+        for i in range(n):
+            srv.request("POST", "/api/validate-expr", {"expr": formula(i)})
+        out["validate_s"] = time.perf_counter() - t0
+        out["validated_settle_s"] = srv.settle(1800)
+        out["validated_mb"] = srv.rss_mb()
+        out["validated_cache_mb"] = srv.cache_mb()
+        t0 = time.perf_counter()
+        for i in range(n, 2 * n):
+            body = {"expr": formula(i), "steps": 7, "optimizers": [{"name": "sgd", "hyperparams": {"lr": 0.01}}]}
+            srv.request("POST", "/api/run", body)
+        out["run_s"] = time.perf_counter() - t0
+        out["run_settle_s"] = srv.settle(1800)
+        out["run_mb"] = srv.rss_mb()
+        out["run_cache_mb"] = srv.cache_mb()
+        return out
+    finally:
+        srv.stop()
+
+
+def bench_full_queue(tree: Path, clients: int = 60, wait: float = 30.0) -> dict[str, Any]:
+    """``GET /`` latency while ``clients`` requests at the limits are in flight."""
+    srv = Served(tree)
+    try:
+        srv.settle(600)
+        answers: list[tuple[int, float, str]] = []
+
+        def heavy(i: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                status, headers = srv.request("POST", "/api/run", {**HEAVY, "start": [-1.2 + 1e-3 * i, 1.0]},
+                                              timeout=wait + 10)
+            except OSError:
+                status, headers = 0, {}
+            answers.append((status, time.perf_counter() - t0, headers.get("retry-after", "")))
+
+        pool = ThreadPoolExecutor(clients)
+        for i in range(clients):
+            pool.submit(heavy, i)
+        time.sleep(2.0)
+        latencies = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            try:
+                srv.request("GET", "/", timeout=wait)
+                latencies.append(time.perf_counter() - t0)
+            except OSError:
+                latencies.append(float("inf"))
+                break
+            time.sleep(0.5)
+        refused = [a for a in answers if a[0] == 503]
+        out = {"clients": clients, "get_root_ms": [x * 1000 for x in latencies],
+               "refused_503": len(refused), "refused_max_ms": max((a[1] * 1000 for a in refused), default=None),
+               "retry_after": sorted({a[2] for a in refused})}
+        return out
+    finally:
+        srv.stop()  # the clients still waiting see their connection close
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def bench_hardening(trees: dict[str, Path], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, tree in trees.items():
+        print(f"hardening: {name} ({tree})", file=sys.stderr)
+        out[name] = {"memory": bench_memory(tree, n), "full_queue": bench_full_queue(tree)}
+    return out
+
+
+def hardening_rows(h: dict[str, Any]) -> list[tuple[str, ...]]:
+    names = list(h)
+
+    def cells(get: Any) -> list[str]:
+        return [get(h[name]) for name in names]
+
+    def ms(values: list[float]) -> str:
+        finite = [v for v in values if v != float("inf")]
+        if len(finite) < len(values):
+            return "> 30 s (timed out)"
+        return f"max {max(values):.0f} ms"
+
+    n = h[names[0]]["memory"]["formulas"]
+    rows = [("hardening", *names),
+            ("server RSS at start", *cells(lambda r: f"{r['memory']['start_mb']:.0f} MB")),
+            (f"server RSS after {n:,} distinct formulas validated",
+             *cells(lambda r: f"{r['memory']['validated_mb']:.0f} MB")),
+            ("  compiled-code cache on disk then", *cells(lambda r: f"{r['memory']['validated_cache_mb']:.0f} MB")),
+            ("  CPU busy after the last validation", *cells(lambda r: f"{r['memory']['validated_settle_s']:.0f} s")),
+            (f"server RSS after {n:,} more formulas run (7 steps each)",
+             *cells(lambda r: f"{r['memory']['run_mb']:.0f} MB")),
+            ("  compiled-code cache on disk then", *cells(lambda r: f"{r['memory']['run_cache_mb']:.0f} MB")),
+            ("GET / while 60 requests at the limits are in flight",
+             *cells(lambda r: ms(r["full_queue"]["get_root_ms"]))),
+            ("  requests answered 503 at once (slowest)",
+             *cells(lambda r: f"{r['full_queue']['refused_503']} ({r['full_queue']['refused_max_ms'] or 0:.0f} ms)"))]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=30, help="requests per server case (default 30)")
     ap.add_argument("--loads", type=int, default=5, help="page loads per case (default 5)")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium measurements")
+    ap.add_argument("--formulas", type=int, default=1000, help="distinct formulas of the memory measurement "
+                    "(default 1000; 0 skips the hardening measurements)")
+    ap.add_argument("--baseline", type=Path, help="an earlier source tree to measure the hardening beside")
     args = ap.parse_args(argv)
 
     results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -204,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["browser"] = bench_browser(url, args.loads)
             finally:
                 srv.should_exit = True
+
+    if args.formulas > 0:
+        trees = {"this tree": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        results["hardening"] = bench_hardening(trees, args.formulas)
 
     s = results["server"]
     rows = [
@@ -233,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r[0]) for r in rows)
     for name, a, b_, target in rows:
         print(f"{name:<{width}}  {a:>12}  {b_:>16}  {target}")
+    if "hardening" in results:
+        print()
+        table = hardening_rows(results["hardening"])
+        width = max(len(r[0]) for r in table)
+        for name, *cells in table:
+            print(f"{name:<{width}}  " + "  ".join(f"{c:>20}" for c in cells))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print(f"wrote {OUT}")

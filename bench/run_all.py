@@ -37,6 +37,7 @@ BENCHMARKS = {
     "engine": ("bench_engine.py", "the batched engine vs the seeds' Python loop (10,000 runs × 500 steps)"),
     "web": ("bench_web.py", "lab server latency, page load and animation frame rate"),
     "plots": ("bench_plots.py", "contour comparison and animation rendering"),
+    "startup": ("bench_startup.py", "start-up of `gdlab list`, `--help` and usage errors vs the previous commit"),
 }
 
 #: Small sizes for ``--quick``, for the benchmarks that have no ``--quick`` option of their own; an

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +330,110 @@ def test_subprocess_exit_codes_and_no_traceback():
     assert data["status"] == "diverged"
     text = gdlab("run", "--landscape", "elliptic", "--optimizer", "sgd", "--set", "lr=0.5", "--start", "5,5")
     assert text.returncode == 0 and "diverged at step" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "basin", "--landscape", "booth", "--optimizer", "sgd", "--xlim=-1e308,1e308"],
+         "gdlab sweep: error: --xlim: the range '-1e308,1e308' is too wide; LO and HI must be between -1e+100 "
+         "and 1e+100"),
+        (["sweep", "basin", "--landscape", "booth", "--optimizer", "sgd", "--ylim=1,1.0000000000000002"],
+         "gdlab sweep: error: --ylim: the range '1,1.0000000000000002' is too narrow for 41 distinct grid points"),
+        (["run", "--landscape", "", "--optimizer", "sgd"], "gdlab run: error: unknown landscape ''; valid: sphere, "),
+        (["run", "--expr", "--x", "--optimizer", "sgd"],
+         "gdlab: error: argument --expr: expected one argument (a value starting with '-' must be written "
+         "--expr=--x)"),
+        (["sweep", "lr", "--landscape", "booth", "--optimizer", "sgd", "--lr-range", "-1:1:10"],
+         "gdlab: error: argument --lr-range: expected one argument (a value starting with '-' must be written "
+         "--lr-range=-1:1:10)"),
+        (["sweep", "lr", "--landscape", "booth", "--optimizer", "sgd", "--lr-r", "-1:1:10"],
+         "must be written --lr-range=-1:1:10)"),
+        (["run", "--landscape", "booth", "--optimizer", "sgd", "--start"], "gdlab: error: argument --start: expected "
+         "one argument\n"),
+    ],
+)
+def test_bad_ranges_names_and_dashed_values_say_what_is_wrong(capsys, argv, message):
+    """No NumPy warnings and no complaint about an option never given (``radius``); an empty name is an
+    unknown landscape; a value starting with '-' gets the --opt=value hint (only when there is one)."""
+    err = fails(capsys, argv)
+    assert err.startswith(message) if message.endswith("\n") else message in err
+    assert "radius" not in err and "NoneType" not in err and "Warning" not in err
+
+
+# -- output that cannot be written --------------------------------------------------------------
+def gdlab_with_stdout(stdout, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gdlab", *args], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize(("argv", "prefix"), [(["list", "landscapes"], "gdlab list"),
+                                              (["list", "landscapes", "--json"], "gdlab list"),
+                                              (["--help"], "gdlab")])
+def test_a_full_disk_is_one_line_and_exit_74(argv, prefix):
+    with open("/dev/full", "w") as full:
+        result = gdlab_with_stdout(full, *argv)
+    assert result.returncode == 74  # EX_IOERR: an input/output error, not a usage error (2)
+    assert result.stderr == f"{prefix}: error: cannot write the output: No space left on device\n"
+
+
+@pytest.mark.parametrize("argv", [["list", "landscapes"], ["list", "optimizers", "--json"]])
+def test_a_closed_stdout_is_one_line_and_exit_74(argv):
+    closed = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "gdlab", *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 74
+    assert closed.stderr == "gdlab list: error: cannot write the output: standard output is closed\n"
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """``gdlab list | head``: the reader is gone before gdlab writes; exit 0 and nothing on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "gdlab", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == b""
+
+
+# -- start-up: what the commands that compute nothing import ------------------------------------------
+HEAVY = ("sympy", "scipy", "numba", "matplotlib", "fastapi", "sklearn", "uvicorn", "PIL", "plotly")
+
+
+@pytest.mark.parametrize("argv", [["list", "landscapes"], ["list", "optimizers"], ["list", "schedules"], ["--help"],
+                                  ["run", "--help"], ["sweep", "basin", "--help"],
+                                  ["run", "--landscape", "nope", "--optimizer", "sgd"],
+                                  ["run", "--landscape", "booth", "--optimizer", "sgd", "--set", "lr=x"]])
+def test_commands_that_compute_nothing_import_nothing_heavy(argv):
+    """``gdlab list``, ``--help`` and usage errors load none of SymPy, SciPy, numba, matplotlib,
+    FastAPI (they cost a second of start-up); bench/bench_startup.py times them."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from gdlab.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "    status = main(sys.argv[1:])\n"
+        "print(json.dumps([status, sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    status, modules = json.loads(result.stdout)
+    assert status in (0, 2)
+    assert set(HEAVY).isdisjoint(modules), sorted(set(HEAVY) & set(modules))
+
+
+# -- the help says what is accepted ------------------------------------------------------------------
+def test_the_expr_help_names_only_accepted_variables(capsys):
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "x1..xn" not in text and "a custom function of x (and y)" in text
+    assert main(["run", "--expr", "x^2 + 10*y^2", "--optimizer", "sgd", "--steps", "2"]) == 0
+    assert main(["run", "--expr=-x^2 - y^2 + 10", "--optimizer", "sgd", "--steps", "2"]) == 0
+    capsys.readouterr()
+    fails(capsys, ["run", "--expr", "x1^2 + x2^2", "--optimizer", "sgd"])
+
+
+def test_the_readme_names_the_parameters_it_lists():
+    """The README's table lists each landscape's parameters by their names (``condition``, not κ)."""
+    from gdlab.landscapes import LANDSCAPES
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| **Landscapes**"))
+    for name, params in re.findall(r"(\w+) \(([^)]*)\)", row.split("|")[2]):
+        declared = {h.name for h in LANDSCAPES[name].hyperparams}
+        assert set(params.split(", ")) <= declared, (name, params)

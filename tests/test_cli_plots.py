@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
-import subprocess
+import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,6 @@ from gdlab.landscapes import make_landscape, parse_expression
 from gdlab.plots.style import run_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-HAS_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 ROSENBROCK_RUN = ["run", "--landscape", "rosenbrock", "--optimizer", "adam", "--set", "lr=0.05", "--steps", "300"]
 BOWL_COMPARE = ["compare", "--landscape", "elliptic", "--optimizer", "sgd:lr=0.01", "--optimizer",
@@ -249,17 +250,16 @@ def test_short_runs_give_one_frame_per_step(capsys, tmp_path):
         assert im.n_frames == 11 and im.size == (200, 150)
 
 
-@pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg not installed")
 def test_mp4_is_a_real_video(capsys, tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video extra: pip install 'gdlab[video]'")
     target = tmp_path / "roll.mp4"
     ok(capsys, BOWL_COMPARE + ["--animate", str(target), "--frames", "20", "--fps", "10", "--plot-size", "400x300"])
     assert target.read_bytes()[4:8] == b"ftyp"
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=codec_name,width,height,nb_read_frames", "-of", "csv=p=0", str(target)],
-        capture_output=True, text=True, check=True,
-    )
-    assert probe.stdout.strip() == "h264,400,300,20"
+    reader = imageio_ffmpeg.read_frames(str(target))
+    meta = next(reader)
+    reader.close()
+    assert (meta["codec"], meta["size"], meta["fps"]) == ("h264", (400, 300), 10.0)
+    assert imageio_ffmpeg.count_frames_and_secs(str(target))[0] == 20
 
 
 # -- problems, schedules, sweeps -----------------------------------------------------------------
@@ -344,12 +344,12 @@ def test_sweep_basin_plot_colours_the_four_minima(capsys, tmp_path):
     (["--plot"], "missing/x.png", "does not exist"),
 ])
 def test_bad_targets_are_refused_before_the_run(capsys, tmp_path, monkeypatch, extra, name, match):
-    import gdlab.cli.run as run_module
+    import gdlab.engine.run as engine_run
 
     def no_run(*args, **kwargs):
         raise AssertionError("the run must not start")
 
-    monkeypatch.setattr(run_module, "run_single", no_run)
+    monkeypatch.setattr(engine_run, "run_single", no_run)
     target = tmp_path / name
     fails(capsys, ["run", "--landscape", "elliptic", "--optimizer", "sgd", *extra, str(target)], target, match=match)
     assert list(tmp_path.iterdir()) == []
@@ -374,8 +374,27 @@ def test_nothing_to_draw(capsys, tmp_path):
 
 def test_mp4_without_ffmpeg(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # nor the video extra
     target = tmp_path / "x.mp4"
-    fails(capsys, BOWL_COMPARE + ["--animate", str(target)], target, match="needs ffmpeg")
+    fails(capsys, BOWL_COMPARE + ["--animate", str(target)], target, match="pip install 'gdlab[video]'")
+
+
+def test_links_fifos_and_devices_are_refused_before_the_run(capsys, tmp_path, monkeypatch):
+    import gdlab.engine.run as engine_run
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run must not start")
+
+    monkeypatch.setattr(engine_run, "run_single", no_run)
+    real = tmp_path / "real.png"
+    real.write_bytes(b"keep me")
+    (tmp_path / "link.png").symlink_to(real)
+    os.mkfifo(tmp_path / "pipe.gif")
+    run = ["run", "--landscape", "elliptic", "--optimizer", "sgd"]
+    fails(capsys, run + ["--plot", str(tmp_path / "link.png")], match="it is a symbolic link, not a regular file")
+    fails(capsys, run + ["--animate", str(tmp_path / "pipe.gif")], match="it is a fifo, not a regular file")
+    assert (tmp_path / "link.png").is_symlink() and real.read_bytes() == b"keep me"
+    assert stat.S_ISFIFO((tmp_path / "pipe.gif").lstat().st_mode)
 
 
 @pytest.mark.parametrize(("argv", "match"), [

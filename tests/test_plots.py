@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import shutil
-import subprocess
+import stat
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
@@ -230,22 +234,37 @@ def test_long_runs_are_subsampled(tmp_path):
         assert im.n_frames == 40
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg not installed")
+def video_facts(path: Path) -> tuple[str, tuple[int, int], float, int]:
+    """(codec, size, fps, frames) of a video, decoded by the ffmpeg of the video extra."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video extra: pip install 'gdlab[video]'")
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    reader.close()
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    return meta["codec"], meta["size"], meta["fps"], frames
+
+
 def test_mp4_is_a_real_video(tmp_path, bowl_runs):
     bowl, runs = bowl_runs
     out = animate(bowl, runs, tmp_path / "roll.mp4", frames=20, fps=10, size=(400, 300))
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=codec_name,width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
-        capture_output=True, text=True, check=True,
-    )
-    assert probe.stdout.strip() == "h264,400,300,20"
+    assert out.read_bytes()[4:8] == b"ftyp"
+    assert video_facts(out) == ("h264", (400, 300), 10.0, 20)
 
 
-def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path, bowl_runs, monkeypatch):
+def test_mp4_uses_the_packaged_ffmpeg_without_a_system_one(tmp_path, bowl_runs, monkeypatch):
+    """No ffmpeg on PATH: the binary of the imageio-ffmpeg package (the video extra) writes the MP4."""
+    pytest.importorskip("imageio_ffmpeg", reason="the video extra: pip install 'gdlab[video]'")
     bowl, runs = bowl_runs
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(PlotError, match="needs ffmpeg"):
+    out = animate(bowl, runs, tmp_path / "roll.mp4", frames=6, fps=5, size=(200, 150))
+    assert video_facts(out) == ("h264", (200, 150), 5.0, 6)
+
+
+def test_mp4_without_any_ffmpeg_says_what_to_install(tmp_path, bowl_runs, monkeypatch):
+    bowl, runs = bowl_runs
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # the video extra is not installed
+    with pytest.raises(PlotError, match=r"needs ffmpeg.*pip install 'gdlab\[video\]'"):
         animate(bowl, runs, tmp_path / "x.mp4", frames=5)
     assert not (tmp_path / "x.mp4").exists()
 
@@ -279,6 +298,48 @@ def test_unwritable_path(tmp_path, bowl_runs):
             assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def test_targets_that_are_not_regular_files_are_refused(tmp_path, bowl_runs):
+    """A symbolic link, a fifo or a device node at the target is left as it is, never replaced."""
+    bowl, runs = bowl_runs
+    fig = contour_figure(bowl, runs, size=(200, 150))
+    real = tmp_path / "real.png"
+    real.write_bytes(b"keep me")
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    cases = [(link, "a symbolic link"), (fifo, "a fifo"), (folder, "a folder")]
+    device = tmp_path / "null.png"
+    with contextlib.suppress(PermissionError):  # a device node like /dev/null (making one needs root)
+        os.mknod(device, stat.S_IFCHR | 0o666, os.stat(os.devnull).st_rdev)
+        cases.append((device, "a character device"))
+    for target, kind in cases:
+        with pytest.raises(PlotError, match=f"cannot write '{target}': it is {kind}, not a regular file"):
+            save_figure(fig, target)
+    assert link.is_symlink() and real.read_bytes() == b"keep me" and stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert not device.exists() or stat.S_ISCHR(device.lstat().st_mode)
+    left = sorted(p.name for p in tmp_path.iterdir() if p != device)
+    assert left == ["folder.png", "link.png", "pipe.png", "real.png"]
+
+
+def test_write_errors_name_the_target_not_the_temporary_file(tmp_path, bowl_runs, monkeypatch):
+    bowl, runs = bowl_runs
+    fig = contour_figure(bowl, runs, size=(200, 150))
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(fig, "savefig", full_disk)
+    target = tmp_path / "x.png"
+    with pytest.raises(PlotError) as err:
+        save_figure(fig, target)
+    assert str(err.value) == f"cannot write '{target}': No space left on device"
+    assert list(tmp_path.iterdir()) == []
 
 
 def _can_write(folder: Path) -> bool:

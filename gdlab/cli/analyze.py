@@ -12,9 +12,12 @@ rates 2/λ_max (gradient descent) and 2(1+β)/λ_max (heavy-ball momentum β), a
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from gdlab.cli import options as o
-from gdlab.engine.analysis import PointAnalysis, analyze
+
+if TYPE_CHECKING:
+    from gdlab.engine.analysis import PointAnalysis
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gdlab.engine.analysis import analyze
+
     if not 0 <= args.momentum < 1:
         raise o.usage(f"--momentum must be in [0, 1), got {args.momentum:g}")
     o.check_tol(args.grad_tol, "--grad-tol")

@@ -37,7 +37,6 @@ import numpy as np
 
 from gdlab.cli import options as o
 from gdlab.cli import plotting
-from gdlab.engine.run import RunSpec, compare
 
 #: Tolerance of the "steps to tol" column when --tol is not given.
 REPORT_TOL = 1e-6
@@ -62,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gdlab.engine.run import RunSpec, compare
+
     if args.every is not None and args.every < 1:
         raise o.usage(f"--every must be >= 1, got {args.every}")
     if args.every is not None and args.at is not None:
@@ -187,6 +188,7 @@ def check_epochs(epochs: int) -> int:
 def _run_problem(args: argparse.Namespace, pictures: plotting.PlotRequest) -> int:
     from gdlab.core.optimizers import make_optimizer
     from gdlab.core.schedules import make_schedule
+    from gdlab.engine.run import RunSpec
     from gdlab.problems import train
 
     epochs = check_epochs(args.epochs)

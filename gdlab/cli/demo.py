@@ -7,8 +7,6 @@ import argparse
 import numpy as np
 
 from gdlab.cli import options as o
-from gdlab.core.objective import Quadratic
-from gdlab.core.optimizers import make_optimizer
 
 # The seeds' comparison: SGD vs Adam (and friends) on f(x, y) = x² + 10y² from (5, 5), 50 steps.
 DEMO_RUNS = [
@@ -25,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gdlab.core.objective import Quadratic
+    from gdlab.core.optimizers import make_optimizer
+
     if not 1 <= args.steps <= o.MAX_STEPS:
         raise o.usage(f"--steps must be between 1 and {o.MAX_STEPS}, got {args.steps}")
     bowl = Quadratic(np.diag([2.0, 20.0]))  # ½xᵀAx = x² + 10y²

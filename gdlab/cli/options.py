@@ -36,6 +36,9 @@ from gdlab.core.limits import LIMITS
 MAX_STEPS = LIMITS.max_steps
 #: Most runs × steps of one command.
 MAX_WORK = LIMITS.max_work
+#: Largest |LO| and |HI| of a range (``--xlim``): squares, distances and the divergence box
+#: (1000·|x|) of points inside it stay far from overflowing a double.
+MAX_RANGE = 1e100
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -137,11 +140,17 @@ def parse_point(text: str, option: str, dim: int | None = None) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
-def parse_range(text: str, option: str) -> tuple[float, float]:
-    """``"LO,HI"`` with LO < HI."""
+def parse_range(text: str, option: str, points: int | None = None) -> tuple[float, float]:
+    """``"LO,HI"`` with LO < HI, both within ±:data:`MAX_RANGE`; with ``points``, also wide enough
+    for that many distinct grid points from LO to HI."""
     lo, hi = parse_point(text, option, 2)
     if not lo < hi:
         raise usage(f"{option}: expected LO,HI with LO < HI, got {text!r}")
+    if max(abs(lo), abs(hi)) > MAX_RANGE:
+        raise usage(f"{option}: the range {text!r} is too wide; LO and HI must be between {-MAX_RANGE:g} and "
+                    f"{MAX_RANGE:g}")
+    if points is not None and not np.all(np.diff(np.linspace(lo, hi, points)) > 0):
+        raise usage(f"{option}: the range {text!r} is too narrow for {points} distinct grid points")
     return float(lo), float(hi)
 
 
@@ -330,7 +339,8 @@ def add_objective_arguments(p: argparse.ArgumentParser, problem: bool = False) -
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--landscape", metavar="NAME", help="a built-in landscape (see `gdlab list landscapes`)")
     group.add_argument("--expr", metavar="EXPR",
-                       help='a custom function of x, y (or x1..xn), e.g. "x^4 - 3*x^2 + 2" or "x^2 + 10*y^2"')
+                       help='a custom function of x (and y), e.g. "x^4 - 3*x^2 + 2" or "x^2 + 10*y^2"; '
+                            "a formula starting with '-' is written --expr=-x^2")
     if problem:
         group.add_argument("--problem", metavar="NAME", help="a learning problem (see `gdlab list problems`)")
         p.add_argument("--problem-set", action="append", metavar="K=V", default=[],
@@ -343,7 +353,7 @@ def resolve_objective(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The objective chosen by ``--landscape``/``--expr`` and a JSON description of it."""
     from gdlab import landscapes
 
-    if getattr(args, "landscape", None):
+    if getattr(args, "landscape", None) is not None:
         name = args.landscape
         registry = landscapes.LANDSCAPES
         if name not in registry:

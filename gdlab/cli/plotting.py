@@ -24,7 +24,6 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gdlab.cli import options as o
+from gdlab.core import atomic
 
 if TYPE_CHECKING:  # matplotlib is imported only when a picture is asked for (it costs ~1 s of start-up)
     from matplotlib.figure import Figure
@@ -59,7 +59,8 @@ def add_plot_arguments(p: argparse.ArgumentParser, *, animation: bool = False, s
                        help="with --plot: draw the 3-D surface instead of the contour map")
     if animation:
         g.add_argument("--animate", metavar="FILE",
-                       help="also write the ball rolling as FILE (.gif, or .mp4 with ffmpeg)")
+                       help="also write the ball rolling as FILE (.gif, or .mp4 with ffmpeg: "
+                            "pip install 'gdlab[video]')")
         g.add_argument("--frames", type=int, help=f"frames of --animate (default {DEFAULT_FRAMES})")
         g.add_argument("--fps", type=int, help=f"frames per second of --animate, 1..60 (default {DEFAULT_FPS})")
 
@@ -188,7 +189,7 @@ def plot_request(args: argparse.Namespace) -> PlotRequest:
         output_format(plot, STILL_FORMATS)
         req.plot = check_target(plot)
     if animation is not None:
-        from gdlab.plots.animate import MAX_FRAMES
+        from gdlab.plots.animate import FFMPEG_MISSING, MAX_FRAMES, ffmpeg_executable
 
         fmt = output_format(animation, ANIMATION_FORMATS)
         req.animation = check_target(animation)
@@ -198,9 +199,8 @@ def plot_request(args: argparse.Namespace) -> PlotRequest:
             raise PlotError(f"--frames must be between 2 and {MAX_FRAMES}, got {req.frames}")
         if not 1 <= req.fps <= 60:
             raise PlotError(f"--fps must be between 1 and 60, got {req.fps}")
-        if fmt == "mp4" and shutil.which("ffmpeg") is None:
-            raise PlotError(f"cannot write {animation!r}: .mp4 needs ffmpeg, which is not installed "
-                            "(apt-get install ffmpeg); use .gif instead")
+        if fmt == "mp4" and ffmpeg_executable() is None:
+            raise PlotError(f"cannot write {animation!r}: {FFMPEG_MISSING}")
     if req.plot is not None and req.animation is not None and req.plot.resolve() == req.animation.resolve():
         raise PlotError("--plot and --animate name the same file")
     return req
@@ -218,15 +218,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_target(path: str) -> Path:
-    """Refuse a target that cannot be written: missing folder, a file as folder, a folder in the way."""
+    """Refuse a target that cannot be written: missing folder, a file as folder, something other than
+    a regular file in the way (a folder, a symbolic link, a device node, a fifo)."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.exists():
         raise o.usage(f"cannot write {path!r}: folder {os.fspath(folder)!r} does not exist")
     if not folder.is_dir():
         raise o.usage(f"cannot write {path!r}: {os.fspath(folder)!r} is not a folder")
-    if target.is_dir():
-        raise o.usage(f"cannot write {path!r}: it is a folder")
+    try:
+        atomic.check_target(target)
+    except atomic.WriteError as exc:
+        raise o.usage(str(exc)) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise o.usage(f"cannot write {path!r}: no permission to write in {os.fspath(folder)!r}")
     return target

@@ -18,15 +18,15 @@ with ``--surface``); ``--animate`` writes the ball rolling as a GIF or MP4 (see
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gdlab.cli import options as o
 from gdlab.cli import plotting
-from gdlab.engine.analysis import nearest_known_minimum
-from gdlab.engine.result import RunResult
-from gdlab.engine.run import run_single
+
+if TYPE_CHECKING:
+    from gdlab.engine.result import RunResult
 
 
 def add_optimizer_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gdlab.engine.analysis import nearest_known_minimum
+    from gdlab.engine.run import run_single
+
     steps = o.check_steps(args.steps)
     tol = o.check_tol(args.tol)
     if args.every is not None and args.every < 1:

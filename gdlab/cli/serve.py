@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+#: Seconds a stopping server gives the requests in flight before it cancels them.
+GRACE_SECONDS = 0.5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; by default only localhost, "
+                        "127.0.0.1, [::1] and --host are answered, against DNS rebinding); '*' answers any host")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +26,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gdlab.web import create_app
+    from gdlab.web.middleware import HostPolicy, host_name, split_host
 
+    for name in args.allow_host:
+        parsed = split_host(host_name(name)) if name != "*" else ("*", None)
+        if parsed is None or parsed[1] is not None:
+            raise ValueError(f"--allow-host takes a host name (without port), got {name!r}")
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -27,12 +40,24 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     port = sock.getsockname()[1]
+    hosts = HostPolicy.for_server(args.host, port, args.allow_host)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"gdlab lab at http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
-    config = uvicorn.Config(create_app(), log_level="warning")
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    return 0
+    if host_name(args.host) in ("0.0.0.0", "[::]") and not args.allow_host:
+        print("  listening on every interface: add --allow-host NAME for each name this machine is reached by",
+              flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(hosts=hosts), log_level="warning",
+                                           timeout_graceful_shutdown=GRACE_SECONDS))
+    code = 0
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # the server has stopped: uvicorn passes the Ctrl-C on once it has
+        code = 130
+    # Nothing is left to save (the compiled-code cache writes whole files), but Python's own teardown of
+    # numba, LLVM and SymPy takes about a second, and waits for any compilation in progress: end now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 COMMAND = ("serve", "start the browser lab (a local web server) and print its URL", add_arguments, run)

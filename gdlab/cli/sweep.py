@@ -32,7 +32,6 @@ from gdlab.cli import options as o
 from gdlab.cli import plotting
 from gdlab.cli.run import add_optimizer_arguments, add_schedule_arguments
 from gdlab.core.limits import LIMITS
-from gdlab.engine.sweeps import basin_map, lr_sweep
 
 MAX_LRS = LIMITS.max_lrs
 MAX_GRID = LIMITS.max_grid
@@ -96,6 +95,8 @@ def parse_lrs(args: argparse.Namespace) -> np.ndarray:
 
 
 def run_lr(args: argparse.Namespace) -> int:
+    from gdlab.engine.sweeps import lr_sweep
+
     steps = o.check_steps(args.steps)
     tol = o.check_tol(args.tol)
     lrs = parse_lrs(args)
@@ -136,6 +137,8 @@ def run_lr(args: argparse.Namespace) -> int:
 
 
 def run_basin(args: argparse.Namespace) -> int:
+    from gdlab.engine.sweeps import basin_map
+
     steps = o.check_steps(args.steps)
     tol = o.check_tol(args.tol)
     o.check_positive(args.radius, "--radius")
@@ -150,8 +153,8 @@ def run_basin(args: argparse.Namespace) -> int:
     objective, info = o.resolve_objective(args)
     if getattr(objective, "dim", 2) != 2:
         raise o.usage(f"sweep basin needs a 2-D objective, this one has dim {objective.dim}")
-    xlim = o.parse_range(args.xlim, "--xlim") if args.xlim else None
-    ylim = o.parse_range(args.ylim, "--ylim") if args.ylim else None
+    xlim = o.parse_range(args.xlim, "--xlim", nx) if args.xlim is not None else None
+    ylim = o.parse_range(args.ylim, "--ylim", ny) if args.ylim is not None else None
     if (xlim is None or ylim is None) and getattr(objective, "domain", None) is None:
         raise o.usage("this objective has no domain; give --xlim and --ylim")
     optimizer, _ = o.build_optimizer(args.optimizer, args.set)

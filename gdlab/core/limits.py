@@ -34,10 +34,48 @@ class Limits:
     #: Landscape programs one process compiles (compiled code is never freed: about 1.5 MB each); past
     #: this, landscapes not compiled yet take the reference path.
     max_compiled_programs: int = 128
+    #: Combined trajectory steps (a rule and a landscape compiled as one loop) one process compiles;
+    #: past this, other pairs run the generic step (the same results, slower).
+    max_combined_steps: int = 128
     #: Generated modules kept in the disk cache (the least recently used are removed past either bound).
     max_cached_modules: int = 2000
     #: Bytes of the disk cache of generated modules and their compiled code.
     max_cache_bytes: int = 500_000_000
+    #: Largest integer in a lab request (schedule lengths, history sizes): far beyond any lab run, and
+    #: small enough that no layer below overflows.
+    max_lab_int: int = 2**31 - 1
+    #: Values of one list-valued hyperparameter in a lab request (a schedule's milestones).
+    max_lab_list: int = 100
+    #: Bytes of one lab request body: the largest request the other lab limits allow (12 optimizers
+    #: with every hyperparameter and a schedule of 100 milestones each, a 200-character formula, every
+    #: text escaped) is about 30 KB of compact JSON; twice that leaves room for indentation.
+    max_lab_body_bytes: int = 64 * 1024
+    #: Work the lab server admits at once (computing or waiting), counted in requests at the limits
+    #: (12 L-BFGS runs × max_lab_steps); a request past it is answered 503 at once.
+    max_lab_queued_requests: int = 4
+    #: Threads computing lab requests (at most the number of CPUs).
+    max_lab_workers: int = 4
+    #: Landscapes and parsed formulas the lab server keeps, and their estimated memory.
+    max_lab_cached_objectives: int = 64
+    max_lab_cached_objective_bytes: int = 32 * 2**20
+    #: Surfaces (JSON) the lab server keeps, and their size.
+    max_lab_cached_surfaces: int = 32
+    max_lab_cached_surface_bytes: int = 64 * 2**20
+    #: Runs (JSON) the lab server keeps, and their size.
+    max_lab_cached_runs: int = 2048
+    max_lab_cached_run_bytes: int = 64 * 2**20
+    #: Size of the lab's meta answer (one entry) that the server keeps.
+    max_lab_cached_meta_bytes: int = 4 * 2**20
+
+    # -- saved optimizer states (gdlab.core.serialization.load_state) --
+    #: Bytes of all the arrays of one saved optimizer state; a file declaring more is refused before
+    #: any array is read. The engine's record budget: far beyond the state of any run it allows.
+    max_state_bytes: int = 4_000_000_000
+    #: Characters of a state file's JSON metadata (the hyperparameters and the state's layout; a
+    #: chain of every transform takes a few kB).
+    max_state_meta_chars: int = 1_000_000
+    #: Nesting depth of that metadata (a chain of chains nests three levels per optimizer).
+    max_state_depth: int = 64
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -41,6 +41,7 @@ import numpy as np
 
 from gdlab.core.batching import as_params, check_like, expand
 from gdlab.core.optimizer import LR_OVERRIDE, GradientOptimizer, State, StepResult, guard_nonfinite
+from gdlab.core.statespec import PARAMS, Array, Count, RunScalar, StateSpec
 
 #: Largest number of buffers a rule may keep (the compiled kernels have this many slots).
 MAX_BUFFERS = 3
@@ -136,6 +137,13 @@ class Rule(GradientOptimizer):
         """The buffers this configuration keeps (a buffer whose option is off does not exist)."""
         opts = self.options()
         return tuple(b for b in type(self).buffers if b.when is None or opts[b.when])
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds: ``step``, the active buffers (shaped like the params) and the carries."""
+        entries: dict[str, Any] = {"step": Count()}
+        entries.update({b.name: Array(PARAMS) for b in self.active_buffers()})
+        entries.update({c.name: RunScalar() for c in type(self).carries})
+        return StateSpec(entries)
 
     def hypers(self) -> Hypers:
         """The configured hyperparameter values."""

@@ -48,6 +48,7 @@ from gdlab.core.objective import Objective
 from gdlab.core.optimizer import LR_OVERRIDE, GradientOptimizer, Optimizer, State, StepResult, merge_state
 from gdlab.core.rules import rule_class
 from gdlab.core.rules.common import is_off
+from gdlab.core.statespec import PARAMS, RUNS, Array, Count, Each, StateSpec
 
 
 class NormTypeHyper(Hyper):
@@ -86,6 +87,10 @@ class GradientTransform(Configurable):
 
     def _init(self, params: np.ndarray) -> State:
         return {}
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds (nothing, unless the transform keeps a state)."""
+        return StateSpec()
 
     def apply(self, grad: np.ndarray, state: State, params: np.ndarray) -> tuple[np.ndarray, State]:
         """The transformed gradient and the new state."""
@@ -212,6 +217,9 @@ class Accumulate(GradientTransform):
     def _init(self, params: np.ndarray) -> State:
         return {"mini_step": 0, "grad_sum": np.zeros_like(params)}
 
+    def state_spec(self) -> StateSpec:
+        return StateSpec({"mini_step": Count(self.k - 1), "grad_sum": Array(PARAMS)})
+
     def apply(self, grad: np.ndarray, state: State, params: np.ndarray) -> tuple[np.ndarray, State]:
         total = state["grad_sum"] + grad
         count = int(state["mini_step"]) + 1
@@ -260,6 +268,9 @@ class DynamicLossScaler(GradientTransform):
             "growth_tracker": np.zeros(batch, dtype=np.int64),
             "found_inf": np.zeros(batch, dtype=bool),
         }
+
+    def state_spec(self) -> StateSpec:
+        return StateSpec({"scale": Array(RUNS), "growth_tracker": Array(RUNS, "i"), "found_inf": Array(RUNS, "b")})
 
     def scale_loss(self, loss: Any, state: State) -> np.ndarray:
         """The loss times the current scale (per run)."""
@@ -361,6 +372,11 @@ class Chain(GradientOptimizer):
     def init(self, params: Any) -> State:
         p = as_params(params)
         return {"step": 0, "transforms": [tr.init(p) for tr in self.transforms], "inner": self.inner.init(p)}
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds: ``step``, each transform's state and the inner optimizer's."""
+        return StateSpec({"step": Count(), "transforms": Each(tuple(tr.state_spec() for tr in self.transforms)),
+                          "inner": self.inner.state_spec()})
 
     def update_reference(self, grad: Any, state: State, params: np.ndarray, lr: Any = None) -> StepResult:
         p = as_params(params)

@@ -11,6 +11,10 @@ Value and gradient of a landscape with at most :data:`~gdlab.landscapes.program.
 coordinates are its :meth:`Landscape.program`: straight-line code of one point that NumPy evaluates
 on coordinate columns here and :mod:`gdlab.fast` compiles, so that both run the same arithmetic (bit
 for bit when the program is exact). Wider landscapes keep a vectorised NumPy evaluation.
+
+SymPy is imported when a program or a Hessian is first needed, never with a landscape class: a
+landscape's description, box, start and critical points are known without it, so listing and
+describing landscapes (``gdlab list``) stays fast.
 """
 
 from __future__ import annotations
@@ -20,12 +24,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import sympy
 
 from gdlab.core.batching import as_params
 from gdlab.core.hyper import Configurable, Hyper, validate_hyperparams
 from gdlab.core.objective import Objective
-from gdlab.landscapes.printer import program_from_sympy
 from gdlab.landscapes.program import MAX_PROGRAM_DIM, PointProgram, ProgramError
 
 #: The kinds of :class:`Point`.
@@ -144,7 +146,11 @@ class Landscape(Objective, Configurable):
         """The program of this landscape: :meth:`symbolic` and its SymPy gradient, printed.
 
         Raises :class:`~gdlab.landscapes.program.ProgramError` or ``NotImplementedError`` when
-        there is none."""
+        there is none. SymPy is imported here, when a program is first needed, not with the class."""
+        import sympy
+
+        from gdlab.landscapes.printer import program_from_sympy
+
         expr, symbols = self.symbolic()
         return program_from_sympy(symbols, expr, [sympy.diff(expr, s) for s in symbols])
 

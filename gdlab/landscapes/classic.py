@@ -11,17 +11,18 @@ The 2-D functions are SymPy formulas derived once
 Rastrigin, Ackley, Styblinski–Tang) are evaluated up to
 :data:`~gdlab.landscapes.program.MAX_PROGRAM_DIM` dimensions by the point program printed from their
 :meth:`symbolic` form (sums added in a fixed order, coordinate by coordinate), and above that by
-hand-written vectorised NumPy; their Hessians are hand-written.
+hand-written vectorised NumPy; their Hessians are hand-written. Constructing a landscape needs no
+SymPy (its formulas are derived when a program or Hessian is first asked for): the values listed at
+the N-dimensional critical points are evaluated by the vectorised NumPy form.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy
-from scipy.optimize import brentq, minimize
 
 from gdlab.core.objective import Rosenbrock as _CoreRosenbrock
 from gdlab.landscapes.base import (
@@ -36,11 +37,15 @@ from gdlab.landscapes.base import (
     dim_hyper,
     point,
 )
-from gdlab.landscapes.printer import program_from_sympy
 from gdlab.landscapes.program import PointProgram
 from gdlab.landscapes.symbolic import SymbolicLandscape, real_symbols
 
-R = sympy.Rational
+if TYPE_CHECKING:  # SymPy is imported by the formulas, when a landscape is first derived
+    import sympy
+
+#: The root of x + 10π sin 2πx = 0 in (0.9, 1): a coordinate of Rastrigin's local minima next to the
+#: origin (Brent's method to 1e-15; the tests check that the gradient vanishes there).
+RASTRIGIN_ROOT = 0.9949586376523347
 
 
 def _diagonal(d: np.ndarray) -> np.ndarray:
@@ -75,6 +80,8 @@ class Rosenbrock(Landscape):
         self.default_start = alternating(-1.2, 1.0, d)
         self.global_minima = [point(np.ones(d), 0.0, GLOBAL_MINIMUM)]
         if 4 <= d <= 7:
+            from scipy.optimize import minimize
+
             x0 = np.ones(d)
             x0[0] = -1.0
             res = minimize(
@@ -92,6 +99,8 @@ class Rosenbrock(Landscape):
         return self._core.hessian(x)
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         return sum(
             (100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(self.dim - 1)), sympy.S.Zero
@@ -120,11 +129,10 @@ class Rastrigin(Landscape):
         self.default_start = alternating(2.5, -2.5, d)
         self.global_minima = [point(np.zeros(d), 0.0, GLOBAL_MINIMUM)]
         if d <= 10:
-            r = brentq(lambda t: 2.0 * t + 2.0 * math.pi * self.A * math.sin(2.0 * math.pi * t), 0.9, 1.0, xtol=1e-15)
             for i, sign in itertools.product(range(d), (1.0, -1.0)):
                 loc = np.zeros(d)
-                loc[i] = sign * r
-                self.local_minima.append(point(loc, float(self._value(loc)), LOCAL_MINIMUM))
+                loc[i] = sign * RASTRIGIN_ROOT
+                self.local_minima.append(point(loc, float(self._array_value(loc)), LOCAL_MINIMUM))
 
     def _array_value(self, x: np.ndarray) -> np.ndarray:
         return self.A * x.shape[-1] + np.sum(x**2 - self.A * np.cos(2.0 * np.pi * x), axis=-1)
@@ -136,6 +144,8 @@ class Rastrigin(Landscape):
         return _diagonal(2.0 + 4.0 * np.pi**2 * self.A * np.cos(2.0 * np.pi * x))
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         return 10 * self.dim + sum((v**2 - 10 * sympy.cos(2 * sympy.pi * v) for v in xs), sympy.S.Zero), xs
 
@@ -199,6 +209,8 @@ class Ackley(Landscape):
     def _terms(self) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr, tuple[sympy.Symbol, ...]]:
         """``(cone, wave, r, symbols)``: ``f = cone + wave``, ``cone = −20 e^{−r/5}`` with
         ``r = √(Σxᵢ²/d)`` (the part with the cusp), ``wave = −e^{Σcos(2πxᵢ)/d} + 20 + e``."""
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         n = self.dim
         r = sympy.sqrt(sum((v**2 for v in xs), sympy.S.Zero) / n)
@@ -212,6 +224,10 @@ class Ackley(Landscape):
     def _make_program(self) -> PointProgram:
         """The SymPy gradient, with the cone's part taken as 0 where ``r = 0`` (the subgradient at the
         cusp that :meth:`_array_grad` returns; the formula there is 0/0)."""
+        import sympy
+
+        from gdlab.landscapes.printer import program_from_sympy
+
         cone, wave, r, xs = self._terms()
         grad = [sympy.Piecewise((sympy.diff(cone, v), r > 0), (0, True)) + sympy.diff(wave, v) for v in xs]
         return program_from_sympy(xs, cone + wave, grad)
@@ -250,7 +266,7 @@ class StyblinskiTang(Landscape):
         self.default_start = alternating(1.0, -1.0, d)
 
         def at(loc: tuple[float, ...], kind: str) -> Point:
-            return point(loc, float(self._value(np.array(loc))), kind)
+            return point(loc, float(self._array_value(np.array(loc))), kind)
 
         self.global_minima = [at((lo,) * d, GLOBAL_MINIMUM)]
         if d <= 4:
@@ -270,8 +286,10 @@ class StyblinskiTang(Landscape):
         return _diagonal(6.0 * x**2 - 16.0)
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
-        return R(1, 2) * sum((v**4 - 16 * v**2 + 5 * v for v in xs), sympy.S.Zero), xs
+        return sympy.Rational(1, 2) * sum((v**4 - 16 * v**2 + 5 * v for v in xs), sympy.S.Zero), xs
 
 
 # -- two-dimensional functions --------------------------------------------------------------------
@@ -285,6 +303,9 @@ class Beale(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
+        R = sympy.Rational
         return (R(3, 2) - x + x * y) ** 2 + (R(9, 4) - x + x * y**2) ** 2 + (R(21, 8) - x + x * y**3) ** 2
 
     def _setup(self) -> None:
@@ -354,6 +375,9 @@ class Matyas(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
+        R = sympy.Rational
         return R(26, 100) * (x**2 + y**2) - R(48, 100) * x * y
 
     def _setup(self) -> None:
@@ -406,6 +430,9 @@ class SixHumpCamel(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
+        R = sympy.Rational
         return (4 - R(21, 10) * x**2 + x**4 / 3) * x**2 + x * y + (-4 + 4 * y**2) * y**2
 
     def _setup(self) -> None:
@@ -446,6 +473,9 @@ class ThreeHumpCamel(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
+        R = sympy.Rational
         return 2 * x**2 - R(105, 100) * x**4 + x**6 / 6 + x * y + y**2
 
     def _setup(self) -> None:
@@ -477,7 +507,9 @@ class McCormick(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
-        return sympy.sin(x + y) + (x - y) ** 2 - R(3, 2) * x + R(5, 2) * y + 1
+        import sympy
+
+        return sympy.sin(x + y) + (x - y) ** 2 - sympy.Rational(3, 2) * x + sympy.Rational(5, 2) * y + 1
 
     def _setup(self) -> None:
         pi, h = math.pi, math.sqrt(3.0) / 2.0
@@ -498,6 +530,8 @@ class Levi13(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
         s = sympy.sin
         p = sympy.pi
         return s(3 * p * x) ** 2 + (x - 1) ** 2 * (1 + s(3 * p * y) ** 2) + (y - 1) ** 2 * (1 + s(2 * p * y) ** 2)
@@ -518,6 +552,8 @@ class Easom(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
         p = sympy.pi
         return -sympy.cos(x) * sympy.cos(y) * sympy.exp(-((x - p) ** 2 + (y - p) ** 2))
 

@@ -33,17 +33,22 @@ Every error is an :class:`ExpressionError` (a ``ValueError``) that says what is 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy
 
 from gdlab.core.hyper import suggest
 from gdlab.landscapes.symbolic import CompiledLandscape, DerivationError, compile_expression, real_symbols
+
+if TYPE_CHECKING:  # SymPy is imported when a formula is first read, not with this module
+    import sympy
+
+    Value = float | sympy.Expr
 
 #: Longest accepted expression, in characters.
 MAX_LENGTH = 200
@@ -60,31 +65,46 @@ VARIABLES = ("x", "y")
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
 
-def _log10(a: sympy.Expr) -> sympy.Expr:
-    return sympy.log(a) / sympy.log(10)
-
-
-#: Known functions: name → (SymPy constructor, float function used to fold constants).
-FUNCTIONS: dict[str, tuple[Callable[[Any], Any], Callable[[float], float]]] = {
-    "sin": (sympy.sin, math.sin),
-    "cos": (sympy.cos, math.cos),
-    "tan": (sympy.tan, math.tan),
-    "exp": (sympy.exp, math.exp),
-    "log": (sympy.log, math.log),
-    "ln": (sympy.log, math.log),
-    "log10": (_log10, math.log10),
-    "sqrt": (sympy.sqrt, math.sqrt),
-    "abs": (sympy.Abs, abs),
-    "sinh": (sympy.sinh, math.sinh),
-    "cosh": (sympy.cosh, math.cosh),
-    "tanh": (sympy.tanh, math.tanh),
-    "arcsin": (sympy.asin, math.asin),
-    "arccos": (sympy.acos, math.acos),
-    "arctan": (sympy.atan, math.atan),
-    "asin": (sympy.asin, math.asin),
-    "acos": (sympy.acos, math.acos),
-    "atan": (sympy.atan, math.atan),
+#: Known functions: name → the float function that folds a constant argument (their SymPy forms
+#: are :func:`sympy_functions`).
+FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "exp": math.exp,
+    "log": math.log,
+    "ln": math.log,
+    "log10": math.log10,
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "arcsin": math.asin,
+    "arccos": math.acos,
+    "arctan": math.atan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
 }
+
+
+@functools.cache
+def sympy_functions() -> dict[str, Callable[[Any], Any]]:
+    """Known functions: name → SymPy constructor, the same names as :data:`FUNCTIONS`."""
+    import sympy
+
+    def log10(a: sympy.Expr) -> sympy.Expr:
+        return sympy.log(a) / sympy.log(10)
+
+    out = {
+        "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "exp": sympy.exp, "log": sympy.log,
+        "ln": sympy.log, "log10": log10, "sqrt": sympy.sqrt, "abs": sympy.Abs, "sinh": sympy.sinh,
+        "cosh": sympy.cosh, "tanh": sympy.tanh, "arcsin": sympy.asin, "arccos": sympy.acos,
+        "arctan": sympy.atan, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
+    }
+    assert out.keys() == FUNCTIONS.keys()
+    return out
 
 KNOWN_NAMES = (*VARIABLES, *CONSTANTS, *FUNCTIONS)
 
@@ -300,13 +320,16 @@ def parse(text: str) -> Node:
 
 
 # -- parse tree → SymPy ------------------------------------------------------------------------------
-_SYMBOLS = dict(zip(VARIABLES, real_symbols(VARIABLES), strict=True))
-
-Value = float | sympy.Expr
+@functools.cache
+def _symbols() -> dict[str, sympy.Symbol]:
+    """The variables' SymPy symbols (real), by name."""
+    return dict(zip(VARIABLES, real_symbols(VARIABLES), strict=True))
 
 
 def _sym(v: Value) -> sympy.Expr:
     """A SymPy number for a folded float (exact integers stay integers), or the expression itself."""
+    import sympy
+
     if not isinstance(v, float):
         return v
     if v.is_integer() and abs(v) <= 2.0**53:
@@ -333,21 +356,20 @@ def _build(node: Node) -> Value:
     if kind == "number":
         return node.value
     if kind == "name":
-        return CONSTANTS[node.text] if node.text in CONSTANTS else _SYMBOLS[node.text]
+        return CONSTANTS[node.text] if node.text in CONSTANTS else _symbols()[node.text]
     if kind in ("neg", "pos"):
         v = _build(node.args[0])
         return v if kind == "pos" else (-v if isinstance(v, float) else -_sym(v))
     if kind == "call":
-        sym_fn, float_fn = FUNCTIONS[node.text]
         a = _build(node.args[0])
-        return _fold(float_fn, [a], node) if isinstance(a, float) else sym_fn(a)
+        return _fold(FUNCTIONS[node.text], [a], node) if isinstance(a, float) else sympy_functions()[node.text](a)
     left, right = _build(node.args[0]), _build(node.args[1])
     if isinstance(left, float) and isinstance(right, float):
         return _fold(_FLOAT_OPS[kind], [left, right], node)
     if kind == "/" and isinstance(right, float) and right == 0.0:
         raise ExpressionError(f"division by zero at column {node.column}", node.column)
     if kind == "**" and node.args[0].kind == "name" and node.args[0].text == "e":
-        return sympy.exp(_sym(right))
+        return sympy_functions()["exp"](_sym(right))
     return _SYMBOLIC_OPS[kind](_sym(left), _sym(right))
 
 
@@ -396,7 +418,9 @@ class ExprLandscape(CompiledLandscape):
         self.variables = variables
         self.dim = len(variables)
         self.domain = _check_domain(domain, self.dim)
-        symbols = tuple(_SYMBOLS[v] for v in variables)
+        import sympy
+
+        symbols = tuple(_symbols()[v] for v in variables)
         try:
             self.compiled = compile_expression(expression, symbols, MAX_GRADIENT_SIZE)
         except DerivationError as exc:
@@ -415,6 +439,8 @@ class ExprLandscape(CompiledLandscape):
 
     def program_key(self) -> Hashable:
         """Typed formulas share a program when their SymPy expressions are the same."""
+        import sympy
+
         return type(self), sympy.srepr(self.expression), self.variables
 
     def __repr__(self) -> str:
@@ -445,6 +471,8 @@ def parse_expression(text: str, domain: Sequence[Sequence[float]] | Sequence[flo
     ``(-5, 5)``). Raises :class:`ExpressionError` for text that cannot be read, ``ValueError`` for a
     bad ``domain`` and ``TypeError`` when ``text`` is not a string.
     """
+    import sympy
+
     tree = parse(text)
     expression = _sym(_build(tree))
     if expression.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):

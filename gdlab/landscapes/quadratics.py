@@ -11,9 +11,9 @@ number λ_max/λ_min.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy
 
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Quadratic
@@ -28,6 +28,9 @@ from gdlab.landscapes.base import (
 )
 from gdlab.landscapes.program import PointProgram, StraightLine, literal
 from gdlab.landscapes.symbolic import real_symbols
+
+if TYPE_CHECKING:  # SymPy is imported by symbolic(), when a formula is first asked for
+    import sympy
 
 
 def quadratic_program(A: np.ndarray) -> PointProgram:
@@ -74,6 +77,8 @@ class QuadraticLandscape(Landscape):
         return self._quadratic.hessian(x)
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         v = sympy.Matrix(xs)
         A = sympy.Matrix(self.dim, self.dim, [sympy.Float(float(a), 17) for a in self.A.ravel()])
@@ -106,6 +111,8 @@ class Sphere(Landscape):
         return np.broadcast_to(2.0 * np.eye(self.dim, dtype=x.dtype), x.shape + (self.dim,))
 
     def symbolic(self) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
+        import sympy
+
         xs = real_symbols([f"x{i}" for i in range(self.dim)])
         return sum((v**2 for v in xs), sympy.S.Zero), xs
 

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import sympy
 
 from gdlab.landscapes.base import Landscape
-from gdlab.landscapes.printer import program_from_sympy
 from gdlab.landscapes.program import PointProgram
+
+if TYPE_CHECKING:  # SymPy is imported where a formula is derived, not with the landscape classes
+    import sympy
 
 
 def _clean(expr: sympy.Expr) -> sympy.Expr:
     """Replace what NumPy cannot evaluate: DiracDelta → 0, complex infinity → NaN."""
+    import sympy
+
     if expr.has(sympy.Derivative):  # d sign(u)/dv for a compound u stays unevaluated; it is 0 a.e.
         expr = expr.replace(
             lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.sign), lambda e: sympy.S.Zero
@@ -54,6 +57,8 @@ class DerivationError(ValueError):
 
 def tree_size(expr: sympy.Basic) -> int:
     """Number of nodes of a SymPy expression tree."""
+    import sympy
+
     return sum(1 for _ in sympy.preorder_traversal(expr))
 
 
@@ -69,6 +74,8 @@ class CompiledExpression:
     """
 
     def __init__(self, expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_gradient_size: int | None = None) -> None:
+        import sympy
+
         self.symbols = tuple(symbols)
         self.expr = _clean(expr)
         d = len(self.symbols)
@@ -84,24 +91,26 @@ class CompiledExpression:
         self._upper = list(upper)
         if any(e.has(sympy.Derivative) for e in (*self.gradient, *upper.values())):
             raise DerivationError("has derivatives that SymPy leaves unevaluated")
-        self._h = sympy.lambdify(list(self.symbols), list(upper.values()), modules="numpy", cse=True)
+        self._h = _lambdify(self.symbols, list(upper.values()), cse=True)
 
     def program(self) -> PointProgram:
         """The point program of value and gradient (:class:`~gdlab.landscapes.program.ProgramError`
         when the printer does not support the formula)."""
+        from gdlab.landscapes.printer import program_from_sympy
+
         return program_from_sympy(self.symbols, self.expr, self.gradient)
 
     @cached_property
     def _f(self) -> Callable[..., Any]:
-        return sympy.lambdify(list(self.symbols), self.expr, modules="numpy")
+        return _lambdify(self.symbols, self.expr)
 
     @cached_property
     def _g(self) -> Callable[..., Any]:
-        return sympy.lambdify(list(self.symbols), list(self.gradient), modules="numpy", cse=True)
+        return _lambdify(self.symbols, list(self.gradient), cse=True)
 
     @cached_property
     def _fg(self) -> Callable[..., Any]:
-        return sympy.lambdify(list(self.symbols), [self.expr, *self.gradient], modules="numpy", cse=True)
+        return _lambdify(self.symbols, [self.expr, *self.gradient], cse=True)
 
     def _call(self, fn: Callable[..., Any], x: np.ndarray) -> Any:
         with np.errstate(all="ignore"):
@@ -141,6 +150,13 @@ class CompiledExpression:
         return out
 
 
+def _lambdify(symbols: Sequence[sympy.Symbol], exprs: Any, cse: bool = False) -> Callable[..., Any]:
+    """``exprs`` as a NumPy function of the coordinates (``sympy.lambdify``)."""
+    import sympy
+
+    return sympy.lambdify(list(symbols), exprs, modules="numpy", cse=cse)
+
+
 def compile_expression(
     expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_gradient_size: int | None = None
 ) -> CompiledExpression:
@@ -150,6 +166,8 @@ def compile_expression(
 
 def real_symbols(names: Sequence[str]) -> tuple[sympy.Symbol, ...]:
     """Real SymPy symbols (so that ``d|x|/dx = sign(x)``)."""
+    import sympy
+
     return tuple(sympy.Symbol(n, real=True) for n in names)
 
 
@@ -186,9 +204,10 @@ class SymbolicLandscape(CompiledLandscape):
     """A landscape given by a SymPy formula; its point program and Hessian are derived from it.
 
     Subclasses set ``variables`` and implement :meth:`formula` (using the validated parameters on
-    ``self``) and :meth:`_setup` (domain, start, critical points). The derivatives and the program
-    are cached per class and parameter values, so constructing the same landscape twice derives
-    nothing twice.
+    ``self``) and :meth:`_setup` (domain, start, critical points, known without SymPy). The formula
+    is derived when a program or a Hessian is first needed, not at construction, so describing a
+    landscape imports no SymPy; the derivatives and the program are cached per class and parameter
+    values, so the same landscape is derived once.
     """
 
     variables: ClassVar[tuple[str, ...]] = ("x", "y")
@@ -200,15 +219,22 @@ class SymbolicLandscape(CompiledLandscape):
     def _setup(self) -> None:
         raise NotImplementedError
 
+    @property
+    def compiled(self) -> CompiledExpression:  # type: ignore[override]
+        """The formula's derivatives, derived on first use (and shared by equal landscapes)."""
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            key = (type(self), tuple(sorted(self.get_params().items())))
+            compiled = _CACHE.get(key)
+            if compiled is None:
+                symbols = real_symbols(self.variables)
+                compiled = _CACHE[key] = compile_expression(self.formula(*symbols), symbols)
+                if len(_CACHE) > _CACHE_SIZE:  # parameterised formulas: keep the most recent ones
+                    _CACHE.pop(next(iter(_CACHE)))
+            self._compiled = compiled
+        return compiled
+
     def _build(self) -> None:
         self.dim = len(self.variables)
-        key = (type(self), tuple(sorted(self.get_params().items())))
-        compiled = _CACHE.get(key)
-        if compiled is None:
-            symbols = real_symbols(self.variables)
-            compiled = _CACHE[key] = compile_expression(self.formula(*symbols), symbols)
-            if len(_CACHE) > _CACHE_SIZE:  # parameterised formulas: keep the most recent ones
-                _CACHE.pop(next(iter(_CACHE)))
-        self.compiled = compiled
         self._setup()
 

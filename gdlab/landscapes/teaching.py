@@ -6,11 +6,9 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import sympy
-from scipy.optimize import root
 
 from gdlab.core.hyper import Hyper
 from gdlab.landscapes.base import (
@@ -25,7 +23,8 @@ from gdlab.landscapes.base import (
 )
 from gdlab.landscapes.symbolic import SymbolicLandscape
 
-R = sympy.Rational
+if TYPE_CHECKING:  # SymPy is imported by the formulas, when a landscape is first derived
+    import sympy
 
 
 class MonkeySaddle(SymbolicLandscape):
@@ -73,6 +72,8 @@ def classify(landscape: Landscape, starts: np.ndarray, tol: float = 1e-9) -> lis
     Duplicates (within 1e-6) are dropped; each point is classified by the signs of its Hessian's
     eigenvalues (minima are marked local; the caller promotes the lowest). Used once at construction.
     """
+    from scipy.optimize import root
+
     found: list[Point] = []
     for x0 in starts:
         x = root(landscape.grad, x0, jac=landscape.hessian, method="hybr", tol=1e-13).x
@@ -98,9 +99,11 @@ class TwoWells(SymbolicLandscape):
     """``f = 0.1(x² + y²) − a·exp(−((x − 1.5)² + (y − 0.5)²)/0.5) − b·exp(−((x + 1.5)² + (y + 0.5)²)/0.5)``.
 
     A shallow bowl with two Gaussian wells of depths ``a`` (default 2) and ``b`` (default 1.2). Its
-    critical points are located numerically once, at construction (root finding on the exact
-    gradient from a grid of starts): with the defaults, the global minimum ≈ −1.756 near (1.46, 0.49),
-    a local minimum ≈ −0.960 near (−1.44, −0.48), and a saddle between them near the origin.
+    critical points are located numerically (root finding on the exact gradient from a grid of
+    starts), once per pair of depths: with the defaults, the global minimum ≈ −1.756 near
+    (1.46, 0.49), a local minimum ≈ −0.960 near (−1.44, −0.48), and a saddle between them near the
+    origin. Those of the defaults are stored (:data:`DEFAULT_CRITICAL`, what the search finds, checked
+    by the tests), so the default landscape is described without SymPy or SciPy.
     """
 
     name = "two_wells"
@@ -131,6 +134,9 @@ class TwoWells(SymbolicLandscape):
     )
 
     def formula(self, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+        import sympy
+
+        R = sympy.Rational
         a, b = sympy.Float(self.depth_a, 17), sympy.Float(self.depth_b, 17)
         well_a = sympy.exp(-2 * ((x - R(3, 2)) ** 2 + (y - R(1, 2)) ** 2))
         well_b = sympy.exp(-2 * ((x + R(3, 2)) ** 2 + (y + R(1, 2)) ** 2))
@@ -142,13 +148,12 @@ class TwoWells(SymbolicLandscape):
         self.domain = box(-4.0, 4.0, 2)
         self.default_start = (0.5, 2.5)
         key = (self.depth_a, self.depth_b)
-        if key not in self._critical:
+        found = DEFAULT_CRITICAL if key == DEFAULT_DEPTHS else self._critical.get(key)
+        if found is None:
             if len(self._critical) >= 64:
                 self._critical.pop(next(iter(self._critical)))
-            self._critical[key] = self._locate()
-        self.global_minima, self.local_minima, self.saddles, self.local_maxima = (
-            list(part) for part in self._critical[key]
-        )
+            found = self._critical[key] = self._locate()
+        self.global_minima, self.local_minima, self.saddles, self.local_maxima = (list(part) for part in found)
 
     def _locate(self) -> tuple[list[Point], list[Point], list[Point], list[Point]]:
         grid = np.linspace(-4.0, 4.0, 9)
@@ -164,3 +169,15 @@ class TwoWells(SymbolicLandscape):
             [p for p in points if p.kind == SADDLE],
             [p for p in points if p.kind == LOCAL_MAXIMUM],
         )
+
+
+#: The default depths (a, b) of :class:`TwoWells`.
+DEFAULT_DEPTHS = (2.0, 1.2)
+#: The critical points of :class:`TwoWells` with the default depths, as :meth:`TwoWells._locate` finds
+#: them: (global minima, local minima, saddles, local maxima).
+DEFAULT_CRITICAL: tuple[list[Point], list[Point], list[Point], list[Point]] = (
+    [Point((1.463307688541934, 0.487769229513978), -1.7561064550504883, GLOBAL_MINIMUM)],
+    [Point((-1.4395301801573326, -0.47984339338577753), -0.9600389058674708, LOCAL_MINIMUM)],
+    [Point((-0.058153010489684714, -0.019384336829894898), -0.02052624191373766, SADDLE)],
+    [],
+)

@@ -2,6 +2,9 @@
 
 The contour map is drawn once; each frame only moves the balls and their fading trails, so a
 100-frame animation renders in seconds. Long runs are subsampled to ``frames`` frames.
+
+MP4 needs an ffmpeg program: the system's (on ``PATH``), else the one the ``imageio-ffmpeg``
+package ships (``pip install 'gdlab[video]'``), see :func:`ffmpeg_executable`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,26 @@ from gdlab.plots.paths import contour_figure
 from gdlab.plots.style import finite_prefix, run_colour, run_label
 
 MAX_FRAMES = 2000
+
+#: What to do when no ffmpeg is found (completes "cannot write X: ").
+FFMPEG_MISSING = (".mp4 needs ffmpeg, which was not found: install gdlab's video extra "
+                  "(pip install 'gdlab[video]') or your system's ffmpeg package, or write .gif instead")
+
+
+def ffmpeg_executable() -> str | None:
+    """The ffmpeg that writes MP4: the system's (on ``PATH``), else the binary of the ``imageio-ffmpeg``
+    package (the ``video`` extra), else ``None``."""
+    found = shutil.which("ffmpeg")
+    if found is not None:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the package is there but its binary is not (an unsupported platform)
+        return None
 
 
 def frame_steps(total_steps: int, frames: int) -> np.ndarray:
@@ -108,11 +131,13 @@ def animate(
     fmt = output_format(path, ANIMATION_FORMATS)
     if not 1 <= fps <= 60:
         raise PlotError(f"fps must be between 1 and 60, got {fps}")
-    if fmt == "mp4" and shutil.which("ffmpeg") is None:
-        raise PlotError("writing .mp4 needs ffmpeg, which is not installed (apt-get install ffmpeg); use .gif instead")
+    ffmpeg = ffmpeg_executable() if fmt == "mp4" else None
+    if fmt == "mp4" and ffmpeg is None:
+        raise PlotError(f"cannot write {os.fspath(path)!r}: {FFMPEG_MISSING}")
     images = render_frames(landscape, runs, frames=frames, trail=trail, size=size, dpi=dpi)
-    writer = _write_gif if fmt == "gif" else _write_mp4
-    return write_atomically(path, lambda tmp: writer(images, tmp, fps))
+    if fmt == "gif":
+        return write_atomically(path, lambda tmp: _write_gif(images, tmp, fps))
+    return write_atomically(path, lambda tmp: _write_mp4(images, tmp, fps, ffmpeg))
 
 
 def _write_gif(images: list[np.ndarray], path: Path, fps: int) -> None:
@@ -124,11 +149,11 @@ def _write_gif(images: list[np.ndarray], path: Path, fps: int) -> None:
                optimize=False)
 
 
-def _write_mp4(images: list[np.ndarray], path: Path, fps: int) -> None:
+def _write_mp4(images: list[np.ndarray], path: Path, fps: int, ffmpeg: str) -> None:
     height, width = images[0].shape[:2]
     even_w, even_h = width - width % 2, height - height % 2  # yuv420p needs even sides
     command = [
-        "ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
         "-vf", f"crop={even_w}:{even_h}:0:0", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", str(path),
     ]

@@ -1,17 +1,20 @@
-"""Writing pictures to disk: format from the suffix, atomically (temporary file, then rename).
+"""Writing pictures to disk: format from the suffix, atomically (:mod:`gdlab.core.atomic`).
 
-A failed write leaves nothing behind: no empty or half-written file at the requested path.
+A failed write leaves nothing behind: no empty or half-written file at the requested path. A
+target that exists and is not a regular file (a symbolic link, a folder, a device node, a fifo) is
+refused, and every error names the target, never the temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from gdlab.core import atomic
 
 STILL_FORMATS = ("png", "svg", "pdf")
 ANIMATION_FORMATS = ("gif", "mp4")
@@ -32,26 +35,13 @@ def output_format(path: str | os.PathLike[str], allowed: tuple[str, ...]) -> str
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise PlotError(f"cannot write {os.fspath(path)!r}: folder {os.fspath(folder)!r} does not exist")
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds
+    (:func:`gdlab.core.atomic.atomic_path`, its errors as :class:`PlotError`)."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=folder)
-    except OSError as exc:
-        raise PlotError(f"cannot write {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise PlotError(f"cannot write {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with atomic.atomic_path(path) as tmp:
+            yield tmp
+    except atomic.WriteError as exc:
+        raise PlotError(str(exc)) from None
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
@@ -67,9 +57,3 @@ def write_atomically(path: str | os.PathLike[str], writer: Callable[[Path], None
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

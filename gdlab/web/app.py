@@ -16,35 +16,49 @@ pydantic, described at ``/openapi.json`` and ``/docs``):
 ``POST /api/schedule``
     learning-rate curves of a schedule for some base rates.
 
+How a request is served: :mod:`~gdlab.web.middleware` refuses foreign ``Host`` names (421) and bodies
+past the limit (413) before anything runs; :mod:`~gdlab.web.jsonbody` reads the body as JSON;
+pydantic checks its shape (:mod:`~gdlab.web.models`); the endpoints that compute pass through the
+admission queue (:mod:`~gdlab.web.admission`, costs from :mod:`~gdlab.web.cost`: 503 with
+``Retry-After`` when it is full) and run :class:`~gdlab.web.service.Lab` in its own threads, while the
+page, static files and ``/api/meta`` are served apart. The OpenAPI schema is refined from the
+registries' specs by :mod:`~gdlab.web.schema`.
+
 Errors: malformed or out-of-limit input → 422 ``{"detail": message, "errors": [...]}``; unknown
-paths → 404; anything unexpected → 400 ``{"detail": ..., "error": "internal"}`` without a traceback.
-The server never answers 500, and its JSON never contains NaN or infinity.
+paths → 404; a method a path does not take → 405 with ``Allow``; anything unexpected → 400
+``{"detail": ..., "error": "internal"}`` without a traceback. The server never answers 500, and its
+JSON never contains NaN or infinity.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gdlab._version import __version__
+from gdlab.web import cost
 from gdlab.web import models as m
-from gdlab.web.service import Lab, LabError, dumps, warmup
+from gdlab.web.admission import Admission, ClientGoneError, ServerBusyError, default_workers
+from gdlab.web.jsonbody import JSONRoute
+from gdlab.web.limits import MAX_BODY_BYTES, MAX_QUEUED_REQUESTS, MAX_WORKERS
+from gdlab.web.middleware import BodyLimit, HostGuard, HostPolicy, NeverFail
+from gdlab.web.schema import refine_openapi
+from gdlab.web.service import Lab, LabError, warmup
 
 log = logging.getLogger("gdlab.web")
+T = TypeVar("T")
 
 STATIC_DIR = Path(__file__).with_name("static")
 JSON = "application/json"
@@ -53,6 +67,15 @@ JS_CACHE = {"Cache-Control": "public, max-age=86400"}
 # function of the script while it streams in, off the main thread, instead of lazily on first call
 # while the page draws its first plots. Prepended when serving; the vendored file stays as shipped.
 COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
+#: What the API's endpoints may answer besides 200 (documented in the OpenAPI schema).
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    413: {"model": m.ErrorOut, "description": "the body is larger than any request the limits allow"},
+    421: {"model": m.ErrorOut, "description": "the Host header names a host this server does not answer for"},
+    422: {"model": m.ErrorOut, "description": "malformed input or beyond a limit"},
+    503: {"model": m.ErrorOut, "description": "the server is at its bound of work in flight (or stopping)",
+          "headers": {"Retry-After": {"description": "seconds after which the request is likely admitted",
+                                      "required": True, "schema": {"type": "integer", "minimum": 1}}}},
+}
 
 
 def plotly_js_path() -> Path:
@@ -100,37 +123,6 @@ def _message(err: dict[str, Any]) -> str:
     return f"{where}: {msg}"
 
 
-class _NeverFail:
-    """ASGI wrapper: an unexpected exception becomes a 400 ``internal`` JSON answer, never a 500."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:  # the one place that must catch everything
-            log.exception("unexpected error on %s", scope.get("path"))
-            if started:
-                return
-            body = dumps({"detail": f"internal error while handling the request ({type(exc).__name__}); "
-                                    "the input was not processed", "error": "internal"})
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-
-
 def _warm_kernels(done: threading.Event) -> None:
     try:
         log.info(warmup())
@@ -140,39 +132,71 @@ def _warm_kernels(done: threading.Event) -> None:
         done.set()
 
 
-def create_app(*, warm: bool = True, warm_kernels: bool | None = None) -> FastAPI:
+def _warm_lab(lab: Lab, done: threading.Event) -> None:
+    try:
+        lab.warm()
+    except Exception:  # a failed warmup must not stop the server
+        log.exception("warmup failed")
+    finally:
+        done.set()
+
+
+def _background(name: str, target: Callable[..., None], *args: Any) -> None:
+    """Start ``target(*args)`` in a daemon thread: the server answers meanwhile, and stopping it never
+    waits for a warmup (Ctrl-C ends ``gdlab serve`` at once)."""
+    threading.Thread(target=target, args=args, name=name, daemon=True).start()
+
+
+def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: HostPolicy | None = None,
+               workers: int | None = None, capacity: float | None = None) -> FastAPI:
     """The lab's FastAPI app.
 
-    With ``warm`` the server prepares at start what the first page load needs: every landscape (for
-    ``/api/meta``) and the default lesson's surface and runs. ``warm_kernels`` (default: ``warm``)
-    also calls the fused kernels' warmup (when :mod:`gdlab.fast` exists) in a background thread, so
-    that compiling them never delays the lab.
+    With ``warm`` the server prepares in the background what the first page load needs: every
+    landscape (for ``/api/meta``) and the default lesson's surface and runs. ``warm_kernels``
+    (default: ``warm``) also calls the fused kernels' warmup (when :mod:`gdlab.fast` exists) in a
+    background thread, so that compiling them never delays the lab. ``app.state.lab_warm`` and
+    ``app.state.kernels_warm`` are set when each is done.
+
+    ``hosts``: the ``Host`` headers answered (default: the loopback names on any port; ``gdlab serve``
+    gives the names and port it listens on). ``workers`` threads compute the requests (default: the
+    CPUs, at most :data:`~gdlab.web.limits.MAX_WORKERS`), and at most ``capacity`` estimated seconds
+    of work are admitted at once (default: :data:`~gdlab.web.limits.MAX_QUEUED_REQUESTS` requests at
+    the limits).
     """
     lab = Lab()
+    gate = Admission(capacity or MAX_QUEUED_REQUESTS * cost.MAX_REQUEST_COST, workers or default_workers(MAX_WORKERS))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm if warm_kernels is None else warm_kernels:
-            threading.Thread(target=_warm_kernels, args=(app.state.kernels_warm,), name="gdlab-fast-warmup",
-                             daemon=True).start()
+            _background("gdlab-fast-warmup", _warm_kernels, app.state.kernels_warm)
         else:
             app.state.kernels_warm.set()
         if warm:
-            try:
-                await run_in_threadpool(lab.warm)
-            except Exception:  # a failed warmup must not stop the server
-                log.exception("warmup failed")
-        yield
+            _background("gdlab-lab-warmup", _warm_lab, lab, app.state.lab_warm)
+        else:
+            app.state.lab_warm.set()
+        try:
+            yield
+        finally:
+            gate.close()
 
     app = FastAPI(
         title="gdlab lab",
         version=__version__,
         summary="The gradient-descent laboratory in the browser: landscapes, optimizers, runs, analysis.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's documentation pages load their scripts from a CDN: the lab is offline
+        redoc_url=None,
     )
+    app.router.route_class = JSONRoute
     app.state.lab = lab
+    app.state.admission = gate
     app.state.kernels_warm = threading.Event()  # set once the fused kernels' warmup has finished
-    app.add_middleware(_NeverFail)
+    app.state.lab_warm = threading.Event()  # set once the landscapes and the default lesson are ready
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HostGuard, policy=hosts or HostPolicy.for_server())
+    app.add_middleware(NeverFail)  # outermost: whatever escapes, never a 500
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Any, exc: RequestValidationError) -> JSONResponse:
@@ -192,12 +216,21 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None) -> FastAP
             body["field"] = exc.field
         return JSONResponse(body, status_code=422)
 
+    @app.exception_handler(ServerBusyError)
+    async def _busy(request: Any, exc: ServerBusyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(ClientGoneError)
+    async def _gone(request: Any, exc: ClientGoneError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=499)  # nobody reads it: the client has gone
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Any, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code if exc.status_code < 500 else 400
-        return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=status)
+        return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=status, headers=exc.headers)
 
-    errors = {422: {"model": m.ErrorOut, "description": "malformed input or beyond a limit"}}
+    async def compute(request: Request, estimate: float, work: Callable[[Callable[[], bool]], T]) -> T:
+        return await gate.run(request.receive, estimate, work)
 
     # -- the page ---------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -218,36 +251,39 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None) -> FastAP
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # -- the API ----------------------------------------------------------------------------------
-    @app.get("/api/meta", response_model=m.MetaOut, tags=["lab"])
+    # -- the API: /api/meta is served from memory; everything that computes goes through the gate ----
+    @app.get("/api/meta", response_model=m.MetaOut, responses={421: REFUSALS[421]}, tags=["lab"])
     def meta() -> Response:
         """Landscapes, optimizers and schedules (with hyperparameter specs), lesson presets and limits."""
         return _json(lab.meta())
 
-    @app.post("/api/surface", response_model=m.SurfaceOut, responses=errors, tags=["lab"])
-    def surface(req: m.SurfaceRequest) -> Response:
+    @app.post("/api/surface", response_model=m.SurfaceOut, responses=REFUSALS, tags=["lab"])
+    async def surface(req: m.SurfaceRequest, request: Request) -> Response:
         """The function on a ``grid × grid`` grid over its domain (cached), with its critical points."""
-        return _json(lab.surface(req))
+        return _json(await compute(request, cost.surface_cost(req), lambda cancel: lab.surface(req)))
 
-    @app.post("/api/run", response_model=m.RunsOut, responses=errors, tags=["lab"])
-    def run(req: m.RunRequest) -> Response:
+    @app.post("/api/run", response_model=m.RunsOut, responses=REFUSALS, tags=["lab"])
+    async def run(req: m.RunRequest, request: Request) -> Response:
         """Run every optimizer from one start; diverging runs stop with status ``diverged`` at step k."""
-        return _json(lab.run(req))
+        return _json(await compute(request, cost.run_cost(req), lambda cancel: lab.run(req, cancel=cancel)))
 
-    @app.post("/api/analyze", response_model=m.AnalyzeOut, responses=errors, tags=["lab"])
-    def analyze(req: m.AnalyzeRequest) -> Response:
+    @app.post("/api/analyze", response_model=m.AnalyzeOut, responses=REFUSALS, tags=["lab"])
+    async def analyze(req: m.AnalyzeRequest, request: Request) -> Response:
         """Hessian eigenvalues, GD's critical learning rate 2/λmax and the kind of point, here and at
         the nearest minimum."""
-        return _json(lab.analyze(req))
+        return _json(await compute(request, cost.analyze_cost(req), lambda cancel: lab.analyze(req)))
 
-    @app.post("/api/validate-expr", response_model=m.ExprOut, responses=errors, tags=["lab"])
-    def validate_expr(req: m.ExprRequest) -> dict[str, Any]:
-        """Parse a custom expression: ``valid`` or the parser's message with its column (always 200)."""
-        return lab.validate_expr(req)
+    @app.post("/api/validate-expr", response_model=m.ExprOut, responses=REFUSALS, tags=["lab"])
+    async def validate_expr(req: m.ExprRequest, request: Request) -> dict[str, Any]:
+        """Parse a custom expression: ``valid`` or the parser's message with its column (always 200).
+        The formula is not compiled: that happens when it is first run."""
+        return await compute(request, cost.expr_cost(req), lambda cancel: lab.validate_expr(req))
 
-    @app.post("/api/schedule", response_model=m.SchedulePreviewOut, responses=errors, tags=["lab"])
-    def schedule(req: m.SchedulePreviewRequest) -> Response:
+    @app.post("/api/schedule", response_model=m.SchedulePreviewOut, responses=REFUSALS, tags=["lab"])
+    async def schedule(req: m.SchedulePreviewRequest, request: Request) -> Response:
         """The learning rate of every step under a schedule, for each base learning rate."""
-        return _json(lab.schedule_preview(req))
+        return _json(await compute(request, cost.schedule_cost(req), lambda cancel: lab.schedule_preview(req)))
 
+    app.openapi = lambda: refine_openapi(app)  # type: ignore[method-assign]
     return app
+

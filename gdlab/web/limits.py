@@ -1,7 +1,8 @@
-"""The browser lab's limits: what one request may ask of the server (also served by ``/api/meta``).
+"""The browser lab's limits: what one request may ask of the server (also served by ``/api/meta``),
+and how much the server takes on at once.
 
 They are entries of the one table of limits, :data:`gdlab.core.limits.LIMITS`, under the names the page
-reads.
+and the server read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,25 @@ MAX_EXPR_CHARS = _ALL.max_expr_chars
 MAX_LABEL_CHARS = _ALL.max_label_chars
 #: Points of a learning-rate preview.
 MAX_PREVIEW_STEPS = MAX_STEPS
+#: Largest integer anywhere in a request.
+MAX_INT = _ALL.max_lab_int
+#: Values of a list-valued hyperparameter (a schedule's milestones).
+MAX_LIST = _ALL.max_lab_list
+#: Bytes of a request body (413 past it).
+MAX_BODY_BYTES = _ALL.max_lab_body_bytes
+#: Work admitted at once, in requests at the limits (503 past it).
+MAX_QUEUED_REQUESTS = _ALL.max_lab_queued_requests
+#: Threads computing requests (at most the number of CPUs).
+MAX_WORKERS = _ALL.max_lab_workers
+#: Every cache of the server: name → (entries, bytes).
+CACHE_LIMITS = {
+    "objectives": (_ALL.max_lab_cached_objectives, _ALL.max_lab_cached_objective_bytes),
+    "surfaces": (_ALL.max_lab_cached_surfaces, _ALL.max_lab_cached_surface_bytes),
+    "runs": (_ALL.max_lab_cached_runs, _ALL.max_lab_cached_run_bytes),
+    "meta": (1, _ALL.max_lab_cached_meta_bytes),
+}
 
+#: What the page reads from ``/api/meta``.
 LIMITS = {
     "max_steps": MAX_STEPS,
     "max_optimizers": MAX_OPTIMIZERS,

@@ -7,14 +7,25 @@ mean (hyperparameter ranges, landscape parameters, expression syntax) is checked
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import sys
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from gdlab.web.limits import (
     MAX_EXPR_CHARS,
     MAX_GRID,
     MAX_LABEL_CHARS,
+    MAX_LIST,
     MAX_OPTIMIZERS,
     MAX_PREVIEW_STEPS,
     MAX_STEPS,
@@ -22,12 +33,79 @@ from gdlab.web.limits import (
 )
 
 HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
-Scalar = float | int | bool | str | None
-HyperValue = Scalar | list[float | int]
+#: The largest finite double: JSON numbers beyond it are refused (they would become infinity).
+FLOAT_MAX = sys.float_info.max
+
+
+def _number(v: Any) -> Any:
+    """A JSON integer as a float when the field is real-valued, refused (with its size) when no double
+    holds it: ``float(10**4000)`` would raise OverflowError deep inside the numerics."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            raise ValueError(f"must be a finite number; an integer of {len(str(abs(v)))} digits is beyond "
+                             f"±{FLOAT_MAX:.4g}") from None
+    return v
+
+
+def _integral(v: Any) -> Any:
+    """A JSON number with no fractional part (``5.0``) as the integer it is (JSON Schema's "integer")."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+#: A real number: JSON number (integers included), finite; never a string or a boolean.
+Real = Annotated[float, BeforeValidator(_number)]
+#: An integer: JSON integer (or a number without fraction); never a string or a boolean.
+Int = Annotated[int, BeforeValidator(_integral)]
+
+
+def _hyper_value(v: Any) -> Any:
+    """A hyperparameter value as JSON gives it: a number, true/false, a name, null or a list of numbers.
+    Numbers stay integers when they are (for integer hyperparameters); what they mean is checked by the
+    optimizer's or schedule's own specs."""
+    if v is None or isinstance(v, bool | str):
+        return v
+    if isinstance(v, int | float):
+        return _finite(v)
+    if isinstance(v, list) and len(v) <= MAX_LIST and all(isinstance(x, int | float) and not isinstance(x, bool)
+                                                          for x in v):
+        return [_finite(x) for x in v]
+    if isinstance(v, list) and len(v) > MAX_LIST:
+        raise ValueError(f"a list of at most {MAX_LIST} numbers is allowed, got {len(v)}")
+    raise ValueError(f"must be a number, true or false, a name, null or a list of numbers, got {_kind(v)}")
+
+
+def _finite(v: int | float) -> int | float:
+    if isinstance(v, int):
+        _number(v)  # raises when no double holds it
+        return v
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError("must be a finite number (NaN and infinity are not allowed)")
+    return v
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, list):
+        return "a list holding something other than numbers"
+    return {dict: "an object"}.get(type(v), type(v).__name__)
+
+
+HyperValue = Annotated[
+    Any,
+    PlainValidator(_hyper_value),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"},
+                              {"type": "array", "items": {"type": "number"}, "maxItems": MAX_LIST}]}),
+]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Requests: unknown fields, wrong JSON types (``"100"`` or ``true`` for a number) and non-finite
+    numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Problem(_Strict):
@@ -35,7 +113,7 @@ class Problem(_Strict):
 
     landscape: str | None = Field(None, max_length=64, description="name of a built-in landscape")
     expr: str | None = Field(None, description=f"custom expression in x, y (≤ {MAX_EXPR_CHARS} characters)")
-    params: dict[str, float] = Field(default_factory=dict, description="parameters of the built-in landscape")
+    params: dict[str, Real] = Field(default_factory=dict, description="parameters of the built-in landscape")
 
     @field_validator("expr")
     @classmethod
@@ -46,10 +124,11 @@ class Problem(_Strict):
 
     @model_validator(mode="after")
     def _one_of(self) -> Problem:
-        has_expr = self.expr is not None and self.expr.strip() != ""
-        if has_expr == (self.landscape is not None):
+        if (self.expr is None) == (self.landscape is None):
             raise ValueError("give exactly one of 'landscape' (a built-in name) or 'expr' (a custom expression)")
-        if has_expr and self.params:
+        if self.expr is not None and not self.expr.strip():
+            raise ValueError("'expr' is empty: write a formula in x (and y), e.g. x^2 + 10*y^2")
+        if self.expr is not None and self.params:
             raise ValueError("'params' apply to built-in landscapes only, not to a custom expression")
         return self
 
@@ -72,21 +151,21 @@ class OptimizerSpec(_Strict):
 
 
 class SurfaceRequest(Problem):
-    grid: int = Field(200, ge=MIN_GRID, le=MAX_GRID, description=f"points per axis ({MIN_GRID}..{MAX_GRID})")
+    grid: Int = Field(200, ge=MIN_GRID, le=MAX_GRID, description=f"points per axis ({MIN_GRID}..{MAX_GRID})")
 
 
 class RunRequest(Problem):
     optimizers: list[OptimizerSpec] = Field(..., min_length=1, max_length=MAX_OPTIMIZERS)
-    start: list[float] | None = Field(None, min_length=1, max_length=2,
-                                      description="start point (default: the landscape's)")
-    steps: int = Field(200, ge=1, le=MAX_STEPS)
-    tol: float = Field(1e-6, ge=0.0, le=1e3, description="converged when the gradient norm falls below tol")
+    start: list[Real] | None = Field(None, min_length=1, max_length=2,
+                                     description="start point (default: the landscape's)")
+    steps: Int = Field(200, ge=1, le=MAX_STEPS)
+    tol: Real = Field(1e-6, ge=0.0, le=1e3, description="converged when the gradient norm falls below tol")
     schedule: ScheduleSpec | None = Field(None, description="schedule for every optimizer without its own")
 
 
 class AnalyzeRequest(Problem):
-    point: list[float] = Field(..., min_length=1, max_length=2)
-    candidates: list[list[float]] = Field(
+    point: list[Real] = Field(..., min_length=1, max_length=2)
+    candidates: list[Annotated[list[Real], Field(min_length=1, max_length=2)]] = Field(
         default_factory=list, max_length=MAX_OPTIMIZERS,
         description="points where runs converged: for functions without known minima, the nearest of them that "
         "the analysis classifies as a minimum is reported as the nearest minimum",
@@ -99,15 +178,9 @@ class ExprRequest(_Strict):
 
 class SchedulePreviewRequest(_Strict):
     schedule: ScheduleSpec | None = Field(None, description="none means a constant learning rate")
-    lrs: list[float] = Field([0.01], min_length=1, max_length=MAX_OPTIMIZERS, description="base learning rates")
-    steps: int = Field(200, ge=1, le=MAX_PREVIEW_STEPS)
-
-    @field_validator("lrs")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(x < 0 for x in v):
-            raise ValueError("learning rates must be ≥ 0")
-        return v
+    lrs: list[Annotated[Real, Field(ge=0)]] = Field([0.01], min_length=1, max_length=MAX_OPTIMIZERS,
+                                                    description="base learning rates (≥ 0)")
+    steps: Int = Field(200, ge=1, le=MAX_PREVIEW_STEPS)
 
 
 # ---- responses (documentation of what the page receives) -------------------------------------

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +28,8 @@ from gdlab.engine.run import run_batch
 from gdlab.landscapes import LANDSCAPES, ExpressionError, make_landscape, parse_expression
 from gdlab.landscapes.expr import FUNCTIONS as EXPRESSION_FUNCTIONS
 from gdlab.web import models as m
-from gdlab.web.limits import LIMITS, MAX_EXPR_CHARS
+from gdlab.web.cache import LRUCache, byte_length
+from gdlab.web.limits import CACHE_LIMITS, LIMITS, MAX_EXPR_CHARS, MAX_INT
 from gdlab.web.presets import DEFAULT_PRESET, presets_for
 
 #: Dimensions the lab can draw.
@@ -46,61 +45,14 @@ class LabError(ValueError):
         self.field = field
 
 
-class _LRU:
-    """A small thread-safe LRU cache."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        value = make()
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-        return value
+#: Estimated memory of a landscape or parsed formula (its SymPy tree and NumPy functions: ~0.3 MB measured).
+OBJECTIVE_BYTES = 512 * 1024
 
 
-class _BytesLRU:
-    """A thread-safe LRU cache of byte strings, bounded by their total size."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._data: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> bytes | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: bytes) -> None:
-        if len(value) > self.max_bytes // 4:
-            return
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._size -= len(old)
-            self._data[key] = value
-            self._size += len(value)
-            while self._size > self.max_bytes:
-                _, dropped = self._data.popitem(last=False)
-                self._size -= len(dropped)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._size = 0
+def _cache(name: str, weigh: Callable[[Any], int]) -> LRUCache[Any]:
+    """One of the server's caches, with its limits from :data:`gdlab.web.limits.CACHE_LIMITS`."""
+    items, nbytes = CACHE_LIMITS[name]
+    return LRUCache(name, max_items=items, max_bytes=nbytes, weigh=weigh)
 
 
 def _canonical(params: dict[str, Any]) -> dict[str, Any]:
@@ -142,14 +94,13 @@ def _first_line(text: str) -> str:
 # the lab
 # ------------------------------------------------------------------------------------------------
 class Lab:
-    """The state behind the endpoints: caches of landscapes, parsed expressions and surface grids."""
+    """The state behind the endpoints: bounded caches of objectives, surfaces, runs and the meta answer."""
 
     def __init__(self) -> None:
-        self._objectives = _LRU(64)
-        self._surfaces = _LRU(32)
-        self._runs = _BytesLRU(64 * 2**20)
-        self._meta: bytes | None = None
-        self._meta_lock = threading.Lock()
+        self._objectives: LRUCache[Any] = _cache("objectives", lambda obj: OBJECTIVE_BYTES)
+        self._surfaces: LRUCache[bytes] = _cache("surfaces", byte_length)
+        self._runs: LRUCache[bytes] = _cache("runs", byte_length)
+        self._meta: LRUCache[bytes] = _cache("meta", byte_length)
 
     # -- objectives ------------------------------------------------------------------------------
     def objective(self, req: m.Problem) -> Any:
@@ -195,8 +146,7 @@ class Lab:
         if int(getattr(obj, "dim", 2)) not in DRAWABLE_DIMS:
             raise LabError(f"the lab draws functions of x or of x and y only (this one has {obj.dim} variables)",
                            field="expr")
-        fast.prepare(obj)  # compile its fused trajectory code in the background, for the runs to come
-        return obj
+        return obj  # compiled by the run engine when it is first run, never merely for being parsed
 
     @staticmethod
     def domain(obj: Any) -> list[list[float]]:
@@ -239,10 +189,7 @@ class Lab:
 
     # -- /api/meta ------------------------------------------------------------------------------
     def meta(self) -> bytes:
-        with self._meta_lock:
-            if self._meta is None:
-                self._meta = dumps(self._build_meta())
-            return self._meta
+        return self._meta.get_or_make("meta", lambda: dumps(self._build_meta()))
 
     def _build_meta(self) -> dict[str, Any]:
         landscapes = []
@@ -297,7 +244,7 @@ class Lab:
     # -- /api/surface ---------------------------------------------------------------------------
     def surface(self, req: m.SurfaceRequest) -> bytes:
         obj = self.objective(req)
-        key = (id(obj), req.grid)
+        key = json.dumps([self._problem_key(req), req.grid])
         return self._surfaces.get_or_make(key, lambda: self._surface_json(obj, req.grid))
 
     def _surface_json(self, obj: Any, n: int) -> bytes:
@@ -337,9 +284,12 @@ class Lab:
         }
 
     # -- /api/run --------------------------------------------------------------------------------
-    def run(self, req: m.RunRequest) -> bytes:
+    def run(self, req: m.RunRequest, cancel: Callable[[], bool] | None = None) -> bytes:
         """Every optimizer's run as JSON. Runs are cached one by one (keyed by everything that
-        determines them), so moving one optimizer's control recomputes that optimizer only."""
+        determines them), so moving one optimizer's control recomputes that optimizer only, and equal
+        runs in one request are computed once. ``cancel`` is asked between and during the engine's
+        calls (:func:`gdlab.engine.run.run_batch`); when it answers True the request stops with
+        :class:`gdlab.engine.run.Cancelled`."""
         t0 = time.perf_counter()
         obj = self.objective(req)
         d = int(obj.dim)
@@ -350,21 +300,25 @@ class Lab:
                             None if b["schedule"] is None else [b["schedule"].name,
                                                                 _canonical(b["schedule"].get_params())],
                             start.tolist(), req.steps, req.tol], sort_keys=True) for b in built]
-        parts: list[bytes | None] = [self._runs.get(k) for k in keys]
-        todo = [i for i, part in enumerate(parts) if part is None]
+        parts: dict[str, bytes] = {}
+        for key in dict.fromkeys(keys):
+            part = self._runs.get(key)
+            if part is not None:
+                parts[key] = part
+        todo = [keys.index(key) for key in dict.fromkeys(keys) if key not in parts]  # one per distinct run
         for group in _groups([built[i] for i in todo]):
             members = [todo[j] for j in group]
-            for idx, res in zip(members, self._run_group([built[i] for i in members], obj, start, req), strict=True):
+            results = self._run_group([built[i] for i in members], obj, start, req, cancel)
+            for idx, res in zip(members, results, strict=True):
                 out = res.to_dict()
-                for key in ("extra", "label"):
-                    out.pop(key, None)
-                part = dumps(out)
-                self._runs.put(keys[idx], part)
-                parts[idx] = part
+                for name in ("extra", "label"):
+                    out.pop(name, None)
+                parts[keys[idx]] = dumps(out)
+                self._runs.put(keys[idx], parts[keys[idx]])
         runs = []
-        for idx, (spec, part) in enumerate(zip(req.optimizers, parts, strict=True)):
+        for idx, (spec, key) in enumerate(zip(req.optimizers, keys, strict=True)):
             head = dumps({"index": idx, "color": spec.color, "label": spec.label or built[idx]["label"]})
-            runs.append(head[:-1] + b"," + (part or b"{}")[1:])
+            runs.append(head[:-1] + b"," + parts[key][1:])
         elapsed = round((time.perf_counter() - t0) * 1000, 3)
         head = dumps({"dim": d, "steps": req.steps, "start": start.tolist(), "elapsed_ms": elapsed,
                       "computed": len(todo)})
@@ -401,6 +355,7 @@ class Lab:
             if kind == "pair" and isinstance(value, list) and len(value) != 2:
                 raise LabError(f"{where}: {spec.name}: {key} must have exactly 2 values, got {len(value)}",
                                field=where)
+        _check_integers(kinds, spec.hyperparams, f"{where}: {spec.name}", f"{where}.hyperparams")
         try:
             opt = cls(**spec.hyperparams)
         except (ValueError, TypeError) as exc:
@@ -418,22 +373,30 @@ class Lab:
 
     @staticmethod
     def _schedule(spec: m.ScheduleSpec, where: str) -> Any:
+        """The schedule ``spec`` names (``None`` for "none"); ``where`` names the optimizer it belongs to
+        (empty for the request's own schedule)."""
+        what = f"{where}: schedule" if where else "schedule"
+        field = f"{where}.schedule" if where else "schedule"
         if spec.name == "none":
+            if spec.params:
+                raise LabError(f"{what}: 'none' takes no parameters, got {', '.join(spec.params)}", field=field)
             return None
         try:
             cls = schedule_class(spec.name)
         except ValueError as exc:
-            raise LabError(f"{where}: schedule: {exc}", field=f"{where}.schedule") from None
+            raise LabError(f"{what}: {exc}", field=field) from None
         kinds = {h.name: h.kind for h in cls.hyperparams}
         for key, value in spec.params.items():
             if isinstance(value, list) and kinds.get(key) not in ("pair", "int_list"):
-                raise LabError(f"{where}: schedule {spec.name}: {key} must be a single value, got a list", field=where)
+                raise LabError(f"{what} {spec.name}: {key} must be a single value, got a list", field=field)
+        _check_integers(kinds, spec.params, f"{what} {spec.name}", f"{field}.params")
         try:
             return cls(**spec.params)
         except (ValueError, TypeError) as exc:
-            raise LabError(f"{where}: schedule: {exc}", field=f"{where}.schedule") from None
+            raise LabError(f"{what}: {exc}", field=field) from None
 
-    def _run_group(self, group: list[dict[str, Any]], obj: Any, start: np.ndarray, req: m.RunRequest) -> list[Any]:
+    def _run_group(self, group: list[dict[str, Any]], obj: Any, start: np.ndarray, req: m.RunRequest,
+                   cancel: Callable[[], bool] | None) -> list[Any]:
         """One engine call for a group of runs of the same optimizer (differing numbers are batched)."""
         first = group[0]
         if len(group) == 1:
@@ -442,38 +405,41 @@ class Lab:
             opt = first["cls"](**_batched_hyperparams(group))
             label = ""
         try:
-            rec = run_batch(obj, opt, start, steps=req.steps, schedule=first["schedule"], tol=req.tol, label=label)
+            rec = run_batch(obj, opt, start, steps=req.steps, schedule=first["schedule"], tol=req.tol, label=label,
+                            cancel=cancel)
         except (ValueError, TypeError) as exc:
             raise LabError(f"{first['where']}: {exc}") from None
-        if len(group) == 1:
-            return [rec.run(())]
+        if rec.batch_shape == ():  # one run: alone, or a group whose numbers are all equal (0.0 and -0.0)
+            return [rec.run(())] * len(group)
         return [rec.run((j,)) for j in range(len(group))]
 
     # -- /api/analyze ----------------------------------------------------------------------------
     def analyze(self, req: m.AnalyzeRequest) -> bytes:
-        """:func:`gdlab.engine.analysis.analyze`'s two analyses, kept apart so that a minimum where the
-        Hessian is not defined (Ackley's cusp) still leaves the start's analysis on show."""
+        """:func:`gdlab.engine.analysis.analyze`'s two analyses, kept apart so that a point where the
+        Hessian is not defined (Ackley's cusp, or where the function overflows) still leaves the other
+        analysis on show: such a point is reported with its value and no eigenvalues."""
         obj = self.objective(req)
         point = self._start(req.point, obj, "point")
+        with np.errstate(all="ignore"):  # far out, values overflow: they are reported as null
+            return self._analyze(obj, point, req.candidates)
+
+    def _analyze(self, obj: Any, point: np.ndarray, candidates: list[list[float]]) -> bytes:
         try:
-            here = _analysis.analyze_point(obj, point)
-        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
-            raise LabError(f"cannot analyse the point {point.tolist()}: {exc}", field="point") from None
+            here = _point_analysis(_analysis.analyze_point(obj, point))
+        except (ValueError, TypeError, np.linalg.LinAlgError):
+            here = _undefined_analysis(point, _value_at(obj, point), "the Hessian is not defined here")
         near = None
-        known = _analysis.nearest_known_minimum(obj, here.point)
+        known = _analysis.nearest_known_minimum(obj, point)
         if known is not None:
             try:
-                at_min = _analysis.analyze_point(obj, known["location"], grad_tol=1e-4)
-                near = _point_analysis(at_min)
+                near = _point_analysis(_analysis.analyze_point(obj, known["location"], grad_tol=1e-4))
             except (ValueError, TypeError, np.linalg.LinAlgError):
-                near = {"point": jsonable(known["location"]), "value": known["value"], "grad_norm": None,
-                        "eigenvalues": [], "lambda_max": None, "critical_lr": None, "critical_lr_momentum": None,
-                        "condition_number": None, "classification": "minimum (the Hessian is not defined there)",
-                        "curvature": "", "hessian_source": ""}
+                near = _undefined_analysis(known["location"], known["value"],
+                                           "minimum (the Hessian is not defined there)")
             near["known"] = {k: jsonable(v) for k, v in known.items()}
-        elif req.candidates:
-            near = self._nearest_candidate(obj, point, req.candidates)
-        return dumps({"start": _point_analysis(here), "nearest_minimum": near})
+        elif candidates:
+            near = self._nearest_candidate(obj, point, candidates)
+        return dumps({"start": here, "nearest_minimum": near})
 
     def _nearest_candidate(self, obj: Any, point: np.ndarray, candidates: list[list[float]]) -> dict[str, Any] | None:
         """Among points where runs converged, the nearest one that the analysis classifies a minimum."""
@@ -512,14 +478,15 @@ class Lab:
         if req.schedule is None:
             table = np.broadcast_to(lrs, (req.steps, lrs.size))
         else:
-            sched = self._schedule(req.schedule, "schedule")
+            sched = self._schedule(req.schedule, "")
             if sched is None:
                 table = np.broadcast_to(lrs, (req.steps, lrs.size))
             else:
                 name = sched.name
                 needs_loss = bool(getattr(sched, "needs_loss", False))
                 try:
-                    table = np.asarray(sched.curve(req.steps, lrs), dtype=np.float64).reshape(req.steps, lrs.size)
+                    with np.errstate(all="ignore"):  # a rate that overflows is reported as null
+                        table = np.asarray(sched.curve(req.steps, lrs), dtype=np.float64).reshape(req.steps, lrs.size)
                 except (ValueError, TypeError) as exc:
                     raise LabError(f"schedule: {exc}", field="schedule") from None
         curves = [{"base_lr": float(lr), "lr": jsonable(table[:, j])} for j, lr in enumerate(lrs)]
@@ -538,6 +505,18 @@ def _grid_json(z: np.ndarray) -> bytes:
     if z.ndim == 1:
         return ("[" + ",".join(_number(v) for v in z.tolist()) + "]").encode()
     return ("[" + ",".join("[" + ",".join(_number(v) for v in row) + "]" for row in z.tolist()) + "]").encode()
+
+
+def _check_integers(kinds: dict[str, str], values: dict[str, Any], owner: str, field: str) -> None:
+    """Integer hyperparameters (and milestones) within ±:data:`~gdlab.web.limits.MAX_INT`, so that no
+    layer below meets an integer it cannot hold."""
+    for key, value in values.items():
+        if kinds.get(key) not in ("int", "int_list"):
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > MAX_INT:
+                raise LabError(f"{owner}: {key}={v:.6g} is beyond the lab's limit of {MAX_INT} for an integer",
+                               field=f"{field}.{key}")
 
 
 def _group_key(b: dict[str, Any]) -> Any:
@@ -581,6 +560,22 @@ def _batched_hyperparams(group: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[h.name] = values[0]
     return out
+
+
+def _value_at(obj: Any, point: np.ndarray) -> float | None:
+    with np.errstate(all="ignore"):
+        try:
+            value = float(obj.value(point))
+        except (ValueError, TypeError, ArithmeticError):
+            return None
+    return value if math.isfinite(value) else None
+
+
+def _undefined_analysis(point: Any, value: Any, classification: str) -> dict[str, Any]:
+    """The analysis of a point where the Hessian cannot be had: its place and value only."""
+    return {"point": jsonable(point), "value": jsonable(value), "grad_norm": None, "eigenvalues": [],
+            "lambda_max": None, "critical_lr": None, "critical_lr_momentum": None, "condition_number": None,
+            "classification": classification, "curvature": "", "hessian_source": ""}
 
 
 def _point_analysis(pa: Any) -> dict[str, Any]:

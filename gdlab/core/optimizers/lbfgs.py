@@ -13,6 +13,7 @@ from gdlab.core.batching import as_params, check_like
 from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import LR_OVERRIDE, Optimizer, State, StepResult
+from gdlab.core.statespec import DIM, Array, Count, Maybe, Real, StateSpec
 
 #: Curvature pairs with yᵀs at or below this are skipped (PyTorch's threshold), keeping H positive.
 CURVATURE_EPS = 1e-10
@@ -105,6 +106,18 @@ class LBFGS(Optimizer):
             "last_loss": 0.0,
             "last_grad": None,
         }
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds (see :meth:`_init_buffers`): counters, one run's vectors of ``d``
+        entries, the history of ``history_size`` pairs, and the point a line search ended at."""
+        m = self.history_size
+        vector = Array((DIM,))
+        return StateSpec({
+            "step": Count(), "n_iter": Count(), "func_evals": Count(), "direction": vector, "step_length": Real(),
+            "s_hist": Array((m, DIM)), "y_hist": Array((m, DIM)), "rho_hist": Array((m,)), "hist_len": Count(m),
+            "h_diag": Real(), "prev_grad": vector, "prev_loss": Real(), "last_point": Maybe(vector),
+            "last_loss": Real(), "last_grad": Maybe(vector),
+        })
 
     def step(
         self, objective: Objective, params: Any, state: State, lr: Any = None, grad: Any = None

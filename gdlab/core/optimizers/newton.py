@@ -12,6 +12,7 @@ from gdlab.core.hyper import Hyper
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import LR_OVERRIDE, Optimizer, State, StepResult, guard_nonfinite
 from gdlab.core.rules.common import lr
+from gdlab.core.statespec import RUNS, Array, Count, StateSpec
 
 #: Adaptive damping never grows λ beyond this: there (H + λI)⁻¹g ≈ g/λ is already negligible.
 MAX_DAMPING = 1e16
@@ -74,6 +75,10 @@ class Newton(Optimizer):
         if not self.adaptive_damping:
             return {}
         return {"damping": self._per_run("damping", params).copy()}
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds: ``step``, and with ``adaptive_damping`` each run's λ."""
+        return StateSpec({"step": Count(), **({"damping": Array(RUNS)} if self.adaptive_damping else {})})
 
     def step(
         self, objective: Objective, params: Any, state: State, lr: Any = None, grad: Any = None

@@ -12,6 +12,7 @@ from gdlab.core.hyper import Hyper, suggest, validate_hyperparams
 from gdlab.core.objective import GivenGradient, Objective
 from gdlab.core.optimizer import GradientOptimizer, Optimizer, State, StepResult, guard_nonfinite
 from gdlab.core.rules import RULES, rule_class
+from gdlab.core.statespec import Count, StateSpec
 
 RHO = Hyper("rho", 0.05, low=0.0, doc="radius ρ of the neighbourhood in which the loss is maximised")
 ADAPTIVE = Hyper("adaptive", False, kind="bool",
@@ -82,6 +83,10 @@ class SAM(Optimizer):
     # -- the public API ----------------------------------------------------------------------
     def _init_buffers(self, params: np.ndarray) -> State:
         return {"base": self.base.init(params)}
+
+    def state_spec(self) -> StateSpec:
+        """What the state holds: ``step`` and the base optimizer's state."""
+        return StateSpec({"step": Count(), "base": self.base.state_spec()})
 
     def perturbation(self, params: Any, grad: Any) -> np.ndarray:
         """The ascent step e (see the class docstring), zero where the gradient is zero."""
