@@ -24,7 +24,7 @@ from gdlab.web.middleware import HostPolicy
 
 #: The server's messages for the rules the schema states in words only.
 UNSAID = re.compile(
-    r"need c1 < c2|must be smaller than total_steps|rising phase of zero length|is not strictly increasing"
+    r"need c1 < c2|must be smaller than total_steps|rising phase of zero length"
     r"|: lr=-?inf must be finite"  # a schedule's learning rate overflowed during the run
     # SAM's base's own rules: written for the optimizers themselves, in words inside SAM (see schema.py)
     r"|nesterov=True requires|alpha=1 with eps=0"

@@ -28,7 +28,6 @@ step-by-step reference and the fused trajectories (which take a whole table at o
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -42,10 +41,11 @@ ScheduleState = dict[str, Any]
 
 
 class IntListHyper(Hyper):
-    """A hyperparameter holding a strictly increasing list of non-negative integers (milestones)."""
+    """A hyperparameter holding a list of non-negative integers (milestones), kept sorted: in any order,
+    and a value given twice counts twice, as PyTorch's ``MultiStepLR`` counts them."""
 
     def range_text(self) -> str:
-        return "a strictly increasing list of integers ≥ 0"
+        return "a list of integers ≥ 0"
 
     def validate(self, value: Any, owner: str) -> Any:
         if value is None:
@@ -63,9 +63,7 @@ class IntListHyper(Hyper):
             items.append(int(v))
         if any(v < 0 for v in items):
             raise ValueError(f"{owner}: {self.name}={items} has a negative entry; expected {self.range_text()}")
-        if any(b <= a for a, b in itertools.pairwise(items)):
-            raise ValueError(f"{owner}: {self.name}={items} is not strictly increasing; expected {self.range_text()}")
-        return tuple(items)
+        return tuple(sorted(items))
 
 
 # -- input conversion -------------------------------------------------------------------------
@@ -214,7 +212,8 @@ class StepLR(Schedule):
 
 
 class MultiStepLR(Schedule):
-    r"""``MultiStepLR``: decay by γ at each milestone, :math:`\eta_t = \eta_0\,\gamma^{\#\{m_i \le t\}}`."""
+    r"""``MultiStepLR``: decay by γ at each milestone, :math:`\eta_t = \eta_0\,\gamma^{\#\{m_i \le t\}}`
+    (milestones in any order; one given twice decays twice, as in PyTorch)."""
 
     name = "multistep"
     hyperparams = (

@@ -55,7 +55,6 @@ UNSAID: dict[str, str] = {
     "lbfgs": "c1 < c2 (the Wolfe constants)",
     "warmup_cosine": "warmup_steps < total_steps",
     "onecycle": "pct_start × total_steps ≠ 1 (a rising phase of zero length)",
-    "multistep": "milestones strictly increasing",
     "schedule": "a run whose scheduled learning rate overflows (to infinity) is refused",
 }
 
