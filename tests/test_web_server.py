@@ -439,6 +439,19 @@ def test_a_huge_integer_names_its_field(client):
     refused_422(client.post("/api/schedule", json={"schedule": milestones, "lrs": [0.1]}), "milestones", "limit")
 
 
+@pytest.mark.parametrize("number", ["1e309", "-2e308", "1" + "0" * 309, "-" + "9" * 400])
+def test_a_number_beyond_the_largest_float_names_its_field(client, number):
+    """Written as a float or as an integer, a number no float64 holds is refused with its field, never
+    rounded to inf and run."""
+    raw = ('{"landscape": "booth", "optimizers": [{"name": "sgd", "hyperparams": {"lr": 0.01}}], '
+           f'"start": [{number}, 1]}}').encode()
+    detail = refused_422(client.post("/api/run", content=raw, headers={"content-type": "application/json"}), "start[0]")
+    assert "internal" not in detail
+    raw = f'{{"landscape": "booth", "optimizers": [{{"name": "sgd", "hyperparams": {{"lr": {number}}}}}]}}'.encode()
+    refused_422(client.post("/api/run", content=raw, headers={"content-type": "application/json"}),
+                "optimizers[0].hyperparams.lr")
+
+
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("GET", "/api/run", {"POST"}), ("PUT", "/api/surface", {"POST"}), ("TRACE", "/api/analyze", {"POST"}),
     ("POST", "/api/meta", {"GET"}), ("DELETE", "/", {"GET"}),

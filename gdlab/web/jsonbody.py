@@ -10,12 +10,27 @@ than the parser recurses (``RecursionError``) or holds an integer of more digits
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Callable, Coroutine
+from decimal import Decimal
 from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+
+#: The largest number a body may hold, as the schema writes it (``repr`` of the largest float). A
+#: number written beyond it would be read as that float (or as infinity): it is read as infinity, which
+#: the request models refuse with the field's name, so the bound holds for the number as written.
+LARGEST = Decimal(repr(sys.float_info.max))
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if abs(Decimal(text)) > LARGEST:
+        return math.copysign(math.inf, value)
+    return value
 
 
 def parse_json(body: bytes) -> Any:
@@ -25,7 +40,7 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise json.JSONDecodeError(f"the body is not UTF-8 text (byte {exc.start})", "", exc.start) from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_float)
     except json.JSONDecodeError:
         raise
     except RecursionError:

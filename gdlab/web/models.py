@@ -8,6 +8,7 @@ mean (hyperparameter ranges, landscape parameters, expression syntax) is checked
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -37,15 +38,19 @@ HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
 FLOAT_MAX = sys.float_info.max
 
 
+#: :data:`FLOAT_MAX` as the schema writes it, as an integer: the exact bound of a JSON integer.
+INT_MAX = int(Decimal(repr(FLOAT_MAX)))
+
+
 def _number(v: Any) -> Any:
-    """A JSON integer as a float when the field is real-valued, refused (with its size) when no double
-    holds it: ``float(10**4000)`` would raise OverflowError deep inside the numerics."""
+    """A JSON integer as a float when the field is real-valued, refused (with its size) when it is
+    beyond the schema's bound: ``float(10**4000)`` would raise OverflowError deep inside the numerics,
+    and an integer just past the largest double would be rounded to it."""
     if isinstance(v, int) and not isinstance(v, bool):
-        try:
-            return float(v)
-        except OverflowError:
+        if abs(v) > INT_MAX:
             raise ValueError(f"must be a finite number; an integer of {len(str(abs(v)))} digits is beyond "
-                             f"±{FLOAT_MAX:.4g}") from None
+                             f"±{FLOAT_MAX:.4g}")
+        return float(v)
     return v
 
 
