@@ -39,6 +39,7 @@ from gdlab.core.optimizers import OPTIMIZERS, make_optimizer
 from gdlab.core.rules import RULES
 from gdlab.core.schedules import SCHEDULES, ExponentialLR, make_schedule
 from gdlab.core.stopping import (
+    DIVERGED,
     R_BAD_START,
     R_BLOWUP,
     R_BOUND,
@@ -46,6 +47,7 @@ from gdlab.core.stopping import (
     R_MAX_STEPS,
     R_NONFINITE_GRAD,
     R_NONFINITE_LOSS,
+    R_NONFINITE_LR,
     R_NONFINITE_STATE,
     R_NONFINITE_UPDATE,
     R_TARGET,
@@ -122,6 +124,9 @@ OPTION_CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 FUSED_NAMES = sorted(RULES)
+#: The two steps of the fused driver (gdlab.fast.config's ``trajectory_step``): the generic one and
+#: the rule and landscape compiled together.
+STEP_KINDS = ["generic", "combined"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,13 +318,17 @@ ARRAY_CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "kwargs"), ARRAY_CASES, ids=[n for n, _ in ARRAY_CASES])
-def test_per_run_hyperparameters(name: str, kwargs: dict[str, Any]) -> None:
+ARRAY_RUNS = [(n, k, "generic") for n, k in ARRAY_CASES] + [(n, k, "combined") for n, k in ARRAY_CASES[::3]]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "step"), ARRAY_RUNS, ids=[f"{n}-{step}" for n, _, step in ARRAY_RUNS])
+def test_per_run_hyperparameters(name: str, kwargs: dict[str, Any], step: str) -> None:
     land = LANDSCAPES["rosenbrock"]
     opt = make_optimizer(name, **kwargs)
-    ref, _ = both(land, opt, starts_in(land, (3, 1), seed=7), steps=80)
-    assert ref.batch_shape == (3, 5)
-    ref, _ = both(land, opt, np.array([-1.2, 1.0]), steps=40)  # one start: the hyperparameters' batch
+    with fast.options(trajectory_step=step):
+        ref, _ = both(land, opt, starts_in(land, (3, 1), seed=7), steps=80)
+        assert ref.batch_shape == (3, 5)
+        ref, _ = both(land, opt, np.array([-1.2, 1.0]), steps=40)  # one start: the hyperparameters' batch
     assert ref.batch_shape == np.broadcast_shapes(*hyper_shapes(opt))
 
 
@@ -469,9 +478,16 @@ STOP_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], set[int]]] = [
 ]
 
 
+@pytest.mark.parametrize("step", STEP_KINDS)
 @pytest.mark.parametrize(("land", "name", "kwargs", "rules", "codes"), STOP_CASES,
                          ids=[f"{c[0]}-{c[1]}-{'-'.join(c[3]) or 'default'}" for c in STOP_CASES])
-def test_stopping_rules(land: str, name: str, kwargs: dict[str, Any], rules: dict[str, Any], codes: set[int]) -> None:
+def test_stopping_rules(land: str, name: str, kwargs: dict[str, Any], rules: dict[str, Any], codes: set[int],
+                        step: str) -> None:
+    with fast.options(trajectory_step=step):
+        check_stopping_rules(land, name, kwargs, rules, codes)
+
+
+def check_stopping_rules(land: str, name: str, kwargs: dict[str, Any], rules: dict[str, Any], codes: set[int]) -> None:
     objective = LANDSCAPES[land]
     opt = make_optimizer(name, **kwargs)
     x0 = starts_in(objective, (9, 1), seed=11, scale=1.2)
@@ -500,6 +516,31 @@ def test_every_reason_code_is_covered() -> None:
     reached = set().union(*(codes for *_, codes in STOP_CASES))
     assert reached == {R_MAX_STEPS, R_GRAD_TOL, R_TARGET, R_NONFINITE_UPDATE, R_NONFINITE_LOSS, R_NONFINITE_GRAD,
                        R_BOUND, R_BLOWUP, R_BAD_START, R_NONFINITE_STATE}
+
+
+def test_a_schedule_whose_rate_overflows_stops_the_run_before_the_step() -> None:
+    """exponential(γ = 2) reaches 2¹⁰²⁴ = inf at t = 1024: the step is not taken, the run is diverged
+    with its own reason, and the rate that overflowed is named; the fused path leaves it to the reference."""
+    land = make_landscape("booth")
+    opt = make_optimizer("sgd", lr=np.array([0.01, 0.0]))
+    schedule = make_schedule("exponential", gamma=2.0)
+    x0 = np.array([[1.0, 3.0], [1.0, 3.0]])  # the minimum: the gradient is 0, so only the rate can stop it
+    rates = schedule(np.arange(1100).reshape(-1, 1), opt.lr)
+    with np.errstate(invalid="ignore"):
+        first_bad = np.argmax(~np.isfinite(rates), axis=0)
+    assert first_bad.tolist() == [1024, 1024]
+    with pytest.raises(ValueError, match="not finite"):
+        run_batch(land, opt, x0, steps=1100, schedule=schedule, backend="fused")
+    for record in (True, False):
+        got = run_batch(land, opt, x0, steps=1100, schedule=schedule, record=record)
+        assert got.stopped_at.tolist() == [1025, 1025]
+        assert got.reason_code.tolist() == [R_NONFINITE_LR, R_NONFINITE_LR]
+        assert (got.status_code == DIVERGED).all()
+        assert np.array_equal(got.final_params, x0)
+        assert "learning rate became inf at step 1025 (the step was not taken)" in got.reason(0)
+        assert "became nan" in got.reason(1)  # 0 · inf
+        if record:
+            assert got.n_points.tolist() == [1025, 1025]  # x₀ … x₁₀₂₄: the untaken step adds no point
 
 
 def test_stops_at_the_start() -> None:
@@ -707,3 +748,105 @@ def test_too_many_distinct_hyperparameters_for_the_tables() -> None:
     many = make_optimizer("sgd", lr=np.linspace(1e-4, 1e-2, 2**19))
     assert "per-step tables larger than" in tr.explain(land, many, np.zeros(2), steps=30)
     assert tr.explain(land, many, np.zeros(2), steps=2) == "fused"
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. the two steps and the chunked driver
+# ------------------------------------------------------------------------------------------------
+#: Landscapes the combined code of each option case is compiled with (in turn).
+COMBINED_LANDSCAPES = ["rosenbrock", "himmelblau", "rastrigin", "quadratic", "rosenbrock5", "saddle", "expr", "log",
+                       "sqrt", "inv", "exp"]
+
+
+#: One case of each rule's options for the combined code (each case compiles a module of its own).
+COMBINED_CASES = [(i, n, k) for i, (n, k) in enumerate(OPTION_CASES) if i % 2 == 0 or n in ("adadelta", "lion")]
+
+
+def test_the_combined_cases_cover_every_rule() -> None:
+    assert {name for _, name, _ in COMBINED_CASES} == set(FUSED_NAMES)
+
+
+@pytest.mark.parametrize(("index", "name", "kwargs"), COMBINED_CASES,
+                         ids=[f"{n}-{'-'.join(k)}" for _, n, k in COMBINED_CASES])
+def test_every_option_combined_with_a_landscape(index: int, name: str, kwargs: dict[str, Any]) -> None:
+    """The rule and the landscape compiled into one loop give the reference's record, with and
+    without every stopping rule and the record."""
+    land = LANDSCAPES[COMBINED_LANDSCAPES[index % len(COMBINED_LANDSCAPES)]]
+    opt = make_optimizer(name, **kwargs)
+    x0 = starts_in(land, (7, 1), seed=index, scale=1.2)
+    before = fast.stats["trajectory combined"]
+    with fast.options(trajectory_step="combined"):
+        both(land, opt, x0, steps=50, tol=1e-3, label="rules")
+        both(land, opt, x0, steps=50, bound=math.inf, blowup=None, record=False)
+        both(land, opt, x0, steps=50, target=0.5, bound=3.0, blowup=5.0)
+    assert fast.stats["trajectory combined"] == before + 3
+
+
+def test_the_step_is_chosen_as_configured() -> None:
+    land = LANDSCAPES["himmelblau"]
+    opt = make_optimizer("adamax", lr=0.05)
+    x0 = starts_in(land, (5,), seed=1)
+    counts = {}
+    for step in STEP_KINDS:
+        before = fast.stats[f"trajectory {step}"]
+        with fast.options(trajectory_step=step):
+            both(land, opt, x0, steps=20)
+        counts[step] = fast.stats[f"trajectory {step}"] - before
+    assert counts == {"generic": 1, "combined": 1}
+    with pytest.raises(ValueError, match="trajectory_step must be one of 'auto', 'combined', 'generic', got 'fast'"):
+        fast.configure(trajectory_step="fast")
+
+
+@pytest.mark.parametrize("step", STEP_KINDS)
+@pytest.mark.parametrize("chunk", [1, 2, 5, 64])
+def test_the_chunk_length_does_not_change_results(chunk: int, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk in which some run stops is replayed one step at a time from its checkpoint: runs
+    stopping anywhere in a chunk, for every kind of reason, end where the reference ends them."""
+    from gdlab.fast import driver
+
+    monkeypatch.setattr(driver, "CHUNK", chunk)
+    land = LANDSCAPES["inv"]
+    opt = make_optimizer("sgd", lr=np.geomspace(1e-3, 3.0, 12), momentum=0.5)
+    x0 = starts_in(land, (40, 1), seed=3, scale=1.3)
+    with fast.options(trajectory_step=step):
+        ref, _ = both(land, opt, x0, steps=70, tol=1e-3, target=0.2, bound=6.0, blowup=1e4)
+        both(land, opt, x0, steps=70, tol=1e-3, target=0.2, bound=6.0, blowup=1e4, record=False)
+    assert len(np.unique(ref.stopped_at)) > 20 and len(np.unique(ref.reason_code)) >= 4
+
+
+def _finite_or_not() -> Any:
+    return st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0, 1e308, 1e-320]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(x=st.lists(_finite_or_not(), min_size=1, max_size=4), state=st.lists(_finite_or_not(), max_size=4),
+       loss=_finite_or_not(), grad=st.lists(_finite_or_not(), min_size=1, max_size=4),
+       bound=st.one_of(st.floats(1e-300, 1e300), st.just(math.inf)), limit=st.floats(allow_nan=False),
+       tol=st.one_of(st.none(), st.floats(1e-150, 1e150)), target=st.one_of(st.none(), st.floats(allow_nan=False)),
+       use_limit=st.booleans())
+def test_the_check_flags_every_stop(x: list[float], state: list[float], loss: float, grad: list[float], bound: float,
+                                    limit: float, tol: float | None, target: float | None, use_limit: bool) -> None:
+    """:func:`~gdlab.core.stopping.may_stop`, what the driver checks at every step, holds whenever
+    the exact decision stops a run (the driver then works out which rule, from the same values)."""
+    from gdlab.core import stopping
+
+    with np.errstate(all="ignore"):
+        xs, ss, gs = np.array(x), np.array(state), np.array(grad)
+        squared_grad = float(run_squared(gs))
+        found = stopping.conditions(
+            not np.isfinite(xs).all(), not np.isfinite(ss).all(), loss, squared_grad,
+            bool(np.max(np.abs(xs)) > bound), limit if use_limit else math.inf, 0.0 if tol is None else tol * tol,
+            -math.inf if target is None else target, use_limit, tol is not None, target is not None)
+        flagged = stopping.may_stop(float(run_squared(xs)), float(np.sum(ss)) if ss.size else 0.0, loss,
+                                    squared_grad, bound * bound, limit if use_limit else math.inf,
+                                    0.0 if tol is None else tol * tol, -math.inf if target is None else target)
+    if stopping.stops(*found):
+        assert flagged
+
+
+def run_squared(v: np.ndarray) -> float:
+    """``Σ v_i²`` summed left to right (the compiled code's order)."""
+    total = v[0] * v[0]
+    for value in v[1:]:
+        total = total + value * value
+    return total

@@ -52,15 +52,21 @@ def expand(value: Any, params: np.ndarray, name: str = "hyperparameter") -> Any:
 SMALL_DIM = 16
 
 
-def run_norm(x: np.ndarray) -> np.ndarray:
-    """Euclidean norm of each run's vector: shape ``batch_shape`` (keeps no parameter axis)."""
+def run_squared_norm(x: np.ndarray) -> np.ndarray:
+    """Squared Euclidean norm of each run's vector, shape ``batch_shape``: summed coordinate by
+    coordinate up to :data:`SMALL_DIM` parameters (the order the compiled trajectories follow)."""
     d = x.shape[-1]
     if d > SMALL_DIM:
-        return np.sqrt(np.einsum("...i,...i->...", x, x))
+        return np.einsum("...i,...i->...", x, x)
     acc = x[..., 0] * x[..., 0]
     for i in range(1, d):
         acc = acc + x[..., i] * x[..., i]
-    return np.sqrt(acc)
+    return acc
+
+
+def run_norm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each run's vector: shape ``batch_shape`` (keeps no parameter axis)."""
+    return np.sqrt(run_squared_norm(x))
 
 
 def run_absmax(x: np.ndarray) -> np.ndarray:

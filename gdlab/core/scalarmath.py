@@ -16,6 +16,7 @@ Overflow gives ``inf`` and a domain error NaN, as the C functions do, instead of
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -36,16 +37,27 @@ def each(fn: Callable[..., float], *args: Any) -> np.ndarray:
     """``fn`` (a function of Python floats) on every element of the broadcast ``args``.
 
     Each distinct combination of values (bit for bit) is evaluated once, so a table whose values
-    repeat costs little.
+    repeat costs little: when the distinct values of the arguments, taken separately, make few
+    combinations (a table of steps × hyperparameter values), ``fn`` runs on those combinations and
+    the table is indexed from them; otherwise on the distinct rows of the broadcast arguments.
     """
     if all(isinstance(a, float | int | np.floating | np.integer) for a in args):  # one value: no arrays needed
         return np.asarray(_call(fn, tuple(float(a) for a in args)))
-    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in args))
-    shape = arrays[0].shape
+    given = [np.asarray(a, dtype=np.float64) for a in args]
+    shape = np.broadcast_shapes(*(a.shape for a in given))
     if not shape:
-        return np.asarray(_call(fn, tuple(float(a) for a in arrays)))
-    if arrays[0].size == 0:
+        return np.asarray(_call(fn, tuple(float(a) for a in given)))
+    if math.prod(shape) == 0:
         return np.empty(shape)
+    distinct, where = [], []
+    for a in given:
+        bits, inverse = np.unique(a.reshape(-1).view(np.int64), return_inverse=True)
+        distinct.append(bits.view(np.float64).tolist())
+        where.append(inverse.reshape(a.shape))
+    if math.prod(len(d) for d in distinct) <= math.prod(shape):
+        grid = np.array([_call(fn, combo) for combo in itertools.product(*distinct)], dtype=np.float64)
+        return grid.reshape([len(d) for d in distinct])[tuple(np.broadcast_to(w, shape) for w in where)]
+    arrays = np.broadcast_arrays(*given)
     stacked = np.stack([a.reshape(-1) for a in arrays], axis=1)
     bits, inverse = np.unique(stacked.view(np.int64), axis=0, return_inverse=True)
     rows = bits.view(np.float64).tolist()

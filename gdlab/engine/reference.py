@@ -14,16 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.batching import run_absmax, run_norm
+from gdlab.core.batching import run_absmax, run_squared_norm
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, state_is_finite
 from gdlab.core.stopping import (
     GOING,
+    R_NONFINITE_LR,
     StoppingRules,
+    conditions,
     is_recorded,
+    outcome,
     start_outcome,
     status_of,
-    step_outcome,
+    stops,
 )
 from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
 
@@ -49,21 +52,23 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
     f, g = objective.value_and_grad(params)
     f = np.array(np.broadcast_to(f, batch), dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
-    gn = run_norm(g)
+    gq = run_squared_norm(g)
+    gn = np.sqrt(gq)
 
     sched_state = schedule.init() if schedule is not None else None
     needs_loss = bool(getattr(schedule, "needs_loss", False)) if schedule is not None else False
 
     use_bound, use_limit = rules.uses_bound, rules.blowup is not None
     use_tol, use_target = rules.tol is not None, rules.target is not None
-    tol = rules.tol if use_tol else 0.0
+    tol2 = rules.tol_squared
     target = rules.target if use_target else 0.0
     bound = rules.bound
     limit = rules.limit(f)
 
     status, reason, reason_value, stopped_at, n_points = initial_outcomes(batch, steps)
 
-    code, value = start_outcome(f, gn, run_absmax(params), bound, tol, target, use_bound, use_tol, use_target)
+    absmax = run_absmax(params)
+    code, value = start_outcome(f, gq, gn, absmax, use_bound & (absmax > bound), tol2, target, use_tol, use_target)
     finished = code != GOING
     active = ~finished
     if finished.any():
@@ -91,20 +96,31 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
         if cancel is not None and cancel():
             raise Cancelled(f"cancelled at step {t}")
         lr_t = None if schedule is None else schedule.lr(t, base_lr, sched_state)
-        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_t, grad=g)
+        lr_bad, lr_step = None, lr_t
+        if lr_t is not None and not np.isfinite(lr_t).all():  # the runs whose rate overflowed take no step
+            lr_bad = np.broadcast_to(~np.isfinite(lr_t), batch)
+            lr_step = np.where(np.isfinite(lr_t), lr_t, 0.0)  # the others' rates as they are
+        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_step, grad=g)
         state_bad = ~state_is_finite(state, batch)
         f_new, g_new = objective.value_and_grad(new_params)
         f_new = np.broadcast_to(f_new, batch)
-        gn_new = run_norm(g_new)
-        xmax = run_absmax(new_params) if use_bound else gn_new
+        gq_new = run_squared_norm(g_new)
+        gn_new = np.sqrt(gq_new)
+        xmax = run_absmax(new_params)
         k = t + 1
 
-        code, value = step_outcome(refused, state_bad, f, f_new, gn_new, xmax, limit, bound, tol, target, use_bound,
-                                   use_limit, use_tol, use_target)
-        stop = code != GOING
+        found = conditions(refused, state_bad, f_new, gq_new, use_bound & (xmax > bound), limit, tol2, target,
+                           use_limit, use_tol, use_target)
+        stop = stops(*found)
+        if lr_bad is not None:
+            stop = stop | lr_bad
         if not all_active:
             stop &= active
         if stop.any():
+            code, value = outcome(*found, f, f_new, gn_new, xmax)
+            if lr_bad is not None:
+                code = np.where(lr_bad, R_NONFINITE_LR, code)
+                value = np.where(lr_bad, np.broadcast_to(lr_t, batch), value)
             kept = is_recorded(code)
             reason[stop] = code[stop]
             reason_value[stop] = value[stop]

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.batching import as_params
+from gdlab.core.batching import as_params, run_absmax
 from gdlab.core.limits import LIMITS
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
@@ -535,7 +535,7 @@ def default_bound(objective: Objective, starts: np.ndarray) -> np.ndarray | floa
         extent = float(np.max(np.abs(np.asarray(domain, dtype=np.float64))))
     except (TypeError, ValueError):
         return math.inf
-    return BOUND_FACTOR * np.maximum(extent, np.abs(starts).max(axis=-1))
+    return BOUND_FACTOR * np.maximum(extent, run_absmax(starts))
 
 
 def hyper_shapes(obj: Any) -> list[tuple[int, ...]]:

@@ -23,6 +23,12 @@ float32 parameters, the step takes about 25% longer, since a read-only pass move
 second than the step). When False that scan is skipped, and the step moves exactly the bytes of
 torch's fused kernel: the run is still flagged and no non-finite value is ever written (each bad
 element keeps its old params and buffers), but the run's other elements keep their (finite) update.
+
+``trajectory_step`` (default ``"auto"``) chooses the step the fused trajectories run
+(:mod:`gdlab.fast.trajectory`): ``"combined"``, the rule and the landscape compiled into one loop
+(the fastest, compiled once per pair), ``"generic"``, the rule's and the landscape's own compiled
+functions called in turn (nothing compiled per pair), or ``"auto"``: the combined step when it is
+compiled already or the work is large enough to pay for compiling it. Both give the same bits.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 BACKENDS = ("auto", "reference", "fused")
+TRAJECTORY_STEPS = ("auto", "combined", "generic")
 
 #: Runs up to this many elements are updated whole as one unit (checked, restored if it fails);
 #: longer runs are not all-or-nothing (see ``atomic``) and their bad elements alone keep their values.
@@ -53,6 +60,7 @@ class Settings:
     backend: str = "auto"
     threshold: int = 2**16
     atomic: bool = True
+    trajectory_step: str = "auto"
 
 
 _settings = Settings()
@@ -72,7 +80,8 @@ def check_backend(name: Any) -> str:
     return name
 
 
-def configure(backend: str | None = None, threshold: int | None = None, atomic: bool | None = None) -> Settings:
+def configure(backend: str | None = None, threshold: int | None = None, atomic: bool | None = None,
+              trajectory_step: str | None = None) -> Settings:
     """Change the global settings (``None`` leaves a setting as it is); returns the previous ones."""
     global _settings
     previous = _settings
@@ -85,6 +94,11 @@ def configure(backend: str | None = None, threshold: int | None = None, atomic: 
         changes["threshold"] = threshold
     if atomic is not None:
         changes["atomic"] = bool(atomic)
+    if trajectory_step is not None:
+        if trajectory_step not in TRAJECTORY_STEPS:
+            raise ValueError(f"trajectory_step must be one of {', '.join(map(repr, TRAJECTORY_STEPS))}, "
+                             f"got {trajectory_step!r}")
+        changes["trajectory_step"] = trajectory_step
     _settings = replace(_settings, **changes)
     return previous
 
@@ -100,10 +114,11 @@ def get_backend() -> str:
 
 
 @contextlib.contextmanager
-def options(backend: str | None = None, threshold: int | None = None, atomic: bool | None = None) -> Iterator[Settings]:
+def options(backend: str | None = None, threshold: int | None = None, atomic: bool | None = None,
+            trajectory_step: str | None = None) -> Iterator[Settings]:
     """Context manager: ``with gdlab.fast.options(backend="reference"): ...`` restores on exit."""
     global _settings
-    previous = configure(backend, threshold, atomic)
+    previous = configure(backend, threshold, atomic, trajectory_step)
     try:
         yield _settings
     finally:

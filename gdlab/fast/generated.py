@@ -73,6 +73,12 @@ def provide(obj: Any, *code: Any) -> str:
     return name
 
 
+def provide_named(name: str, obj: Any) -> str:
+    """Register ``obj`` in :data:`OBJECTS` under ``name`` (a generated module for another one to use)."""
+    OBJECTS[name] = obj
+    return name
+
+
 def key_of(text: str) -> str:
     """The content hash naming a generated module."""
     return hashlib.sha256(text.encode()).hexdigest()[:20]

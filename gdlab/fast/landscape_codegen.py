@@ -217,6 +217,13 @@ def is_ready(code: LandscapeCode) -> bool:
     return code.key in _compiled
 
 
+def module_of(code: LandscapeCode) -> Any:
+    """The imported generated module of ``code`` (its ``_value_grad`` and ``_grad`` are the program's
+    functions compiled by numba, for other generated code to inline)."""
+    compile_code(code)
+    return generated.load(code.text, PREFIX)
+
+
 def compile_code(code: LandscapeCode) -> CompiledLandscape:
     """Import (compiling, or loading numba's cache) the generated module of ``code``."""
     done = _compiled.get(code.key)

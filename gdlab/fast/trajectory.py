@@ -1,32 +1,29 @@
-"""Fused batched trajectories: landscape gradient and any rule's update in one compiled loop.
+"""Fused batched trajectories: a rule, a landscape and the stopping rules in one compiled loop.
 
 The reference trajectory loop (:mod:`gdlab.engine.reference`) advances a batch of runs with a
 Python loop over the steps and a handful of NumPy calls per step (~70 µs a step whatever the batch
 size). For a landscape with a compiled form (:mod:`gdlab.fast.landscape_codegen`: every built-in
 landscape of up to :data:`~gdlab.fast.landscape_codegen.MAX_DIM` dimensions and every typed
 expression) and an elementwise rule (:class:`~gdlab.core.rule.Rule`), this module runs the whole
-trajectory in compiled code instead:
+trajectory in compiled code instead. It plans a call (the tables of the rule's constants and
+per-step scalars, computed by the rule's own functions, so every number is the reference's; one
+column per distinct hyperparameter value, so any numeric hyperparameter may differ between runs)
+and runs the block driver of :mod:`gdlab.fast.driver` on a few threads (it releases the GIL). The
+driver calls one of two steps (:mod:`gdlab.fast.stepcode`), chosen by ``trajectory_step`` of
+:mod:`gdlab.fast.config`:
 
-- the runs are cut into blocks of :data:`BLOCK` runs held as structure of arrays (one row of
-  ``BLOCK`` values per coordinate, per buffer, per value); threads take blocks in turn (the
-  compiled loop releases the GIL, so a small pool of Python threads runs it in parallel);
-- for each block, the step loop is outside and the loops over the block's runs inside, so that
-  they vectorise: per step, one call of the landscape's block function (value and gradient), one
-  call of the rule's block update (generated from its element body, :func:`update_source`), and the
-  stopping rules (:func:`gdlab.core.stopping.step_outcome`, compiled) for every run;
-- the rule's constants and per-step scalars come from tables computed before the loop by the rule's
-  own functions (:meth:`gdlab.core.rule.Rule.tables`, the very functions the reference calls step by
-  step, so every number is the reference's); every numeric hyperparameter may differ from run to
-  run;
-- positions, losses and gradient norms are written to the time-major record arrays when recording,
-  otherwise only the final values are kept.
+- the **combined step** of the rule and the landscape, one vectorised loop compiled per pair;
+- the **generic step**, which calls the rule's block update and the landscape's block function
+  (nothing compiled per pair); ``"auto"`` runs it while the combined step is not compiled and the
+  work is too small to wait for the compiler, and compiles the combined step in the background when
+  the work is large enough to gain from it next time.
 
-**Same results.** The block driver is generic: it names no optimizer, and the update it calls runs
-the rule's element body. With the same landscape evaluation, a fused run is the reference run to
-the last bit: same updates, same stopping step, status, reason and final point. Landscapes whose
-formula uses only + − × ÷ √ are evaluated to the same bits by both paths; those with exp, cos, ...
-differ by a few ulp per evaluation between NumPy and the C library (see
-:mod:`gdlab.fast.landscape_codegen`), and so may their trajectories.
+**Same results.** Neither step names an optimizer: both run the rule's element body and the
+landscape's point program, in the same order as the reference. With the same landscape evaluation a
+fused run is the reference run to the last bit: same updates, same stopping step, status, reason
+and final point. Landscapes whose formula uses only + − × ÷ √ are evaluated to the same bits by
+both paths; those with exp, cos, ... differ by a few ulp per evaluation between NumPy and the C
+library (see :mod:`gdlab.fast.landscape_codegen`), and so may their trajectories.
 
 **Choosing.** ``run_batch(..., backend="auto")`` (the default) uses this path when :func:`plan`
 accepts the call and the reference otherwise; ``backend="fused"`` raises ``ValueError`` with the
@@ -34,18 +31,17 @@ reason instead; :func:`explain` tells which. Not fused: optimizers that are not 
 L-BFGS, SAM, transform chains), the loss-driven ``plateau`` schedule (and schedule objects that are
 not gdlab's closed forms), objectives without a compiled form.
 
-**Compilation** never lands on a request when avoidable: the code is cached on disk by numba;
-:func:`warmup` compiles (or loads) the driver, every built-in rule and the built-in landscapes, and
-servers call it at start. In ``"auto"`` mode code that would have to be compiled first is compiled
-synchronously only when the reference would take longer than that (big sweeps and basin maps);
-otherwise the call takes the reference path and the compilation happens in a background thread.
+**Compilation** never lands on a request when avoidable: the code is cached on disk;
+:func:`warmup` compiles (or loads) the driver, every built-in rule's update and the built-in
+landscapes, and servers call it at start. In ``"auto"`` mode code that would have to be compiled
+first is compiled synchronously only when the reference (or the generic step) would take longer
+than that; otherwise the call runs without it and the compilation happens in a background thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,428 +49,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, types
 from numba import typeof as numba_typeof
+from numba import types
 
-from gdlab.core import elementwise, stopping
-from gdlab.core.rule import Hypers, Rule, value_names
+from gdlab.core.rule import Hypers, Rule
 from gdlab.core.schedules import Schedule
-from gdlab.core.stopping import GOING, StoppingRules
+from gdlab.core.stopping import StoppingRules
 from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
-from gdlab.fast import generated, primitives
+from gdlab.fast import config, driver, generated, stepcode
 from gdlab.fast import landscape_codegen as lc
-from gdlab.fast.calls import call_void
-
-JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": False}
+from gdlab.fast.stepcode import Layout, layout_of
 
 #: Runs per block (the inner, vectorised dimension of the loops).
-BLOCK = 256
+BLOCK = driver.B
 #: Largest per-step tables (steps × distinct hyperparameter values × scalars), in float64 entries.
 MAX_TABLE_ENTRIES = 2**25
-#: In "auto" mode, compile synchronously when the reference is estimated to take longer than this.
+#: In "auto" mode, compile synchronously when the run is estimated to take longer than this without
+#: the code being compiled.
 SYNC_COMPILE_SECONDS = 1.0
-
-_ptr = types.CPointer(types.float64)
-#: ``update(x, g, xn, s, c, v, d, n, B, uniform)``: the rule's step for the n runs of a block: new
-#: params into ``xn``, buffers ``s`` in place; ``c``/``v`` hold the constants/scalars of the runs
-#: (row k at ``k·B``; with ``uniform`` only the first entry of each row is read).
-UPDATE_SIGNATURE = types.void(_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, types.int64, types.int64, types.int64, types.int64)
-#: ``lookahead(x, s, c, xn, d, n, B, uniform)``: the points where the rule takes its gradient.
-LOOKAHEAD_SIGNATURE = types.void(_ptr, _ptr, _ptr, _ptr, types.int64, types.int64, types.int64, types.int64)
-
-# Fields of the int64 parameter array ``ip`` and the float64 array ``fp`` of the driver.
-(I_D, I_R, I_STEPS, I_B, I_RECORD, I_BOUND, I_LIMIT, I_TOL, I_TARGET, I_FG, I_G, I_UPDATE, I_LOOK, I_NB, I_NC,
- I_NS, I_U) = range(17)
-N_IP = 17
-F_TOL, F_TARGET, F_BLOWUP, F_FLOOR = range(4)
-
-
-# ================================================================================================
-# the driver: generic, compiled once
-# ================================================================================================
-primitives.register_helpers()  # the stopping rules' helpers, imported above
-_start_outcome = njit(inline="always", **JIT)(stopping.start_outcome)
-_step_outcome = njit(inline="always", **JIT)(stopping.step_outcome)
-_status_of = njit(inline="always", **JIT)(stopping.status_of)
-_is_recorded = njit(inline="always", **JIT)(stopping.is_recorded)
-_blowup_limit = njit(inline="always", **JIT)(stopping.blowup_limit)
-
-
-@njit(inline="always", **JIT)
-def _maximum(a, b):
-    return elementwise.maximum(a, b)
-
-
-@njit(nogil=True, **JIT)
-def _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr):
-    for i in range(n):
-        r = r0 + i
-        for j in range(d):
-            pos[k, r, j] = x[j * B + i]
-        loss[k, r] = f[i]
-        gnr[k, r] = gn[i]
-
-
-@njit(inline="always", **JIT)
-def _norms(n, d, B, g, gq, gn):
-    """Squared norm and norm of each run's gradient, summed coordinate by coordinate (the order of
-    :func:`gdlab.core.batching.run_norm`)."""
-    gj = g[0:n]
-    for i in range(n):
-        gq[i] = gj[i] * gj[i]
-    for j in range(1, d):
-        gj = g[j * B:j * B + n]
-        for i in range(n):
-            gq[i] = gq[i] + gj[i] * gj[i]
-    for i in range(n):
-        gn[i] = math.sqrt(gq[i])
-
-
-@njit(inline="always", **JIT)
-def _absmax(n, d, B, x, xm):
-    """``max_i |x_i|`` of each run (the order of :func:`gdlab.core.stopping.absmax_of`)."""
-    xj = x[0:n]
-    for i in range(n):
-        xm[i] = abs(xj[i])
-    for j in range(1, d):
-        xj = x[j * B:j * B + n]
-        for i in range(n):
-            xm[i] = _maximum(xm[i], abs(xj[i]))
-
-
-@njit(nogil=True, **JIT)
-def _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue, stopped,
-           npoints, pos, loss, gnr):
-    """All the steps of block ``b`` (runs ``b*B .. b*B + n``); see :func:`run_plan` for the arrays."""
-    d, R, steps, B = ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B]
-    record, use_bound, use_limit = ip[I_RECORD] != 0, ip[I_BOUND] != 0, ip[I_LIMIT] != 0
-    use_tol, use_target = ip[I_TOL] != 0, ip[I_TARGET] != 0
-    fg, ga, upd, look = ip[I_FG], ip[I_G], ip[I_UPDATE], ip[I_LOOK]
-    NB, NC, NS, U = ip[I_NB], ip[I_NC], ip[I_NS], ip[I_U]
-    tol, target, blowup, floor = fp[F_TOL], fp[F_TARGET], fp[F_BLOWUP], fp[F_FLOOR]
-    uniform = 1 if U == 1 else 0
-    r0 = b * B
-    n = min(B, R - r0)
-
-    x = np.empty(d * B)
-    xn = np.empty(d * B)
-    g = np.empty(d * B)
-    gw = np.empty(d * B)
-    s = np.zeros(NB * d * B + 1)
-    C = np.zeros(NC * B + 1)
-    V = np.zeros(NS * B + 1)
-    f = np.empty(B)
-    fw = np.empty(B)
-    gq = np.empty(B)
-    gqw = np.empty(B)
-    gn = np.empty(B)
-    gnw = np.empty(B)
-    lim = np.full(B, np.inf)
-    bnd = np.empty(B)
-    xm = np.zeros(B)
-    zf = np.zeros(B)
-    zs = np.zeros(B)
-    code = np.zeros(B, np.int64)
-    val = np.zeros(B)
-    act = np.zeros(B, np.bool_)
-    mv = np.zeros(B, np.bool_)
-
-    for i in range(n):
-        r = r0 + i
-        u = uidx[r]
-        bnd[i] = bounds[r]
-        for k in range(NC):
-            C[k * B + i] = consts[k, u]
-        for q in range(NB):
-            for j in range(d):
-                s[q * d * B + j * B + i] = init[q, u]
-        for j in range(d):
-            x[j * B + i] = x0[r, j]
-    call_void(fg, x, f, g, n, B)
-
-    # -- the start -------------------------------------------------------------------------
-    _norms(n, d, B, g, gq, gn)
-    _absmax(n, d, B, x, xm)
-    nact = 0
-    for i in range(n):
-        r = r0 + i
-        if use_limit:
-            lim[i] = _blowup_limit(f[i], blowup, floor)
-        c0, v0 = _start_outcome(f[i], gn[i], xm[i], bnd[i], tol, target, use_bound, use_tol, use_target)
-        if c0 != GOING:
-            status[r] = _status_of(c0)
-            reason[r] = c0
-            rvalue[r] = v0
-            stopped[r] = 0
-            npoints[r] = 1
-            act[i] = False
-        else:
-            act[i] = True
-            nact += 1
-    if record:
-        _record(0, r0, n, d, B, x, f, gn, pos, loss, gnr)
-
-    # -- the steps -------------------------------------------------------------------------
-    t = 0
-    while t < steps and nact > 0:
-        for q in range(NS):
-            if uniform:
-                V[q * B] = tabs[q, t, 0]
-            else:
-                for i in range(n):
-                    V[q * B + i] = tabs[q, t, uidx[r0 + i]]
-        for i in range(n):
-            zf[i] = 0.0
-        gsrc = g
-        if look != 0:
-            call_void(look, x, s, C, xn, d, n, B, uniform)
-            call_void(ga, xn, fw, gw, n, B)
-            for j in range(d):
-                gj = gw[j * B:j * B + n]
-                for i in range(n):
-                    v = gj[i]
-                    zf[i] = zf[i] + (v - v)
-            gsrc = gw
-        call_void(upd, x, gsrc, xn, s, C, V, d, n, B, uniform)
-        for i in range(n):
-            zs[i] = 0.0
-        for q in range(NB * d):
-            sq = s[q * B:q * B + n]
-            for i in range(n):
-                v = sq[i]
-                zs[i] = zs[i] + (v - v)
-        call_void(fg, xn, fw, gw, n, B)
-        for j in range(d):
-            xj = xn[j * B:j * B + n]
-            for i in range(n):
-                v = xj[i]
-                zf[i] = zf[i] + (v - v)
-        _norms(n, d, B, gw, gqw, gnw)
-        if use_bound:
-            _absmax(n, d, B, xn, xm)
-        nstop = 0
-        for i in range(n):
-            c1, v1 = _step_outcome(zf[i] != zf[i], zs[i] != zs[i], f[i], fw[i], gnw[i], xm[i], lim[i], bnd[i], tol,
-                                   target, use_bound, use_limit, use_tol, use_target)
-            code[i] = c1
-            val[i] = v1
-            nstop += (c1 != GOING) & act[i]
-        k = t + 1
-        if nact == n and nstop == 0:  # the common step: every run moves on, the new arrays become current
-            x, xn = xn, x
-            f, fw = fw, f
-            gq, gqw = gqw, gq
-            gn, gnw = gnw, gn
-        else:
-            for i in range(n):
-                stop = act[i] & (code[i] != GOING)
-                kept = _is_recorded(code[i])
-                mv[i] = act[i] and (kept or not stop)
-                if stop:
-                    r = r0 + i
-                    status[r] = _status_of(code[i])
-                    reason[r] = code[i]
-                    rvalue[r] = val[i]
-                    stopped[r] = k
-                    npoints[r] = k + 1 if kept else k
-                    act[i] = False
-                    nact -= 1
-            for j in range(d):
-                xj = x[j * B:j * B + n]
-                xnj = xn[j * B:j * B + n]
-                for i in range(n):
-                    xj[i] = xnj[i] if mv[i] else xj[i]
-            for i in range(n):
-                f[i] = fw[i] if mv[i] else f[i]
-                gq[i] = gqw[i] if mv[i] else gq[i]
-                gn[i] = gnw[i] if mv[i] else gn[i]
-        g, gw = gw, g  # the new gradient (what frozen runs hold does not matter: they never move)
-        if record:
-            _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr)
-        t = k
-
-    if record:
-        for k in range(t + 1, steps + 1):
-            _record(k, r0, n, d, B, x, f, gn, pos, loss, gnr)
-    for i in range(n):
-        r = r0 + i
-        for j in range(d):
-            out_x[r, j] = x[j * B + i]
-        out_f[r] = f[i]
-        out_gn[r] = gn[i]
-
-
-@njit(nogil=True, **JIT)
-def _run_blocks(first, every, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason,
-                rvalue, stopped, npoints, pos, loss, gnr):
-    """Blocks ``first, first + every, ...`` (one thread's share: threads take blocks in turn, so runs
-    that finish early in one region of a grid are spread over the threads). Releases the GIL."""
-    B = ip[I_B]
-    nblocks = (ip[I_R] + B - 1) // B
-    for b in range(first, nblocks, every):
-        _block(b, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue,
-               stopped, npoints, pos, loss, gnr)
-
-
-# ================================================================================================
-# a rule's block update, generated from its element body
-# ================================================================================================
-_MODULE_HEAD = '''"""Trajectory updates of {qualname} with options {options}; generated by gdlab.fast.trajectory."""
-# sources: {stamp}
-from numba import carray, cfunc, njit
-
-import gdlab.fast.primitives  # noqa: F401 (the element primitives, compiled)
-from gdlab.fast.trajectory import JIT, LOOKAHEAD_SIGNATURE, UPDATE_SIGNATURE
-from gdlab.fast.generated import OBJECTS
-
-_Rule = OBJECTS[{key!r}]
-
-_body = njit(inline="always", **JIT)(_Rule.element)
-'''
-
-_UPDATE = """
-
-@cfunc(UPDATE_SIGNATURE, **JIT)
-def update(xp, gp, xnp, sp, cp, vp, d, n, B, uniform):
-    x = carray(xp, (d * B,))
-    g = carray(gp, (d * B,))
-    xn = carray(xnp, (d * B,))
-    s = carray(sp, ({nb} * d * B + 1,))
-    c = carray(cp, ({nc} * B + 1,))
-    v = carray(vp, ({ns} * B + 1,))
-    zero = 0.0
-    for j in range(d):
-        o = j * B
-        xj = x[o:o + n]
-        gj = g[o:o + n]
-        xnj = xn[o:o + n]
-{buffers}        if uniform:
-{uniform_values}            for i in range(n):
-                new = _body({uniform_args})
-{stores}                xnj[i] = new[0]
-        else:
-{run_values}            for i in range(n):
-                new = _body({run_args})
-{stores}                xnj[i] = new[0]
-"""
-
-_LOOKAHEAD = """
-
-_look = njit(inline="always", **JIT)(_Rule.lookahead)
-
-
-@cfunc(LOOKAHEAD_SIGNATURE, **JIT)
-def lookahead(xp, sp, cp, xnp, d, n, B, uniform):
-    x = carray(xp, (d * B,))
-    xn = carray(xnp, (d * B,))
-    s = carray(sp, ({nb} * d * B + 1,))
-    c = carray(cp, ({nc} * B + 1,))
-    zero = 0.0
-    for j in range(d):
-        o = j * B
-        xj = x[o:o + n]
-        xnj = xn[o:o + n]
-{buffers}        if uniform:
-{uniform_values}            for i in range(n):
-                xnj[i] = _look({uniform_args})
-        else:
-{run_values}            for i in range(n):
-                xnj[i] = _look({run_args})
-"""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a rule's values live in the driver's arrays: active buffers in state rows, the body's
-    constants and scalars (in the order of its signature) in the constant and scalar rows."""
-
-    buffers: tuple[str, ...]
-    constants: tuple[str, ...]
-    scalars: tuple[str, ...]
-
-
-def layout_of(rule: Rule) -> Layout:
-    """The :class:`Layout` of ``rule``'s class and options."""
-    cls = type(rule)
-    options = rule.options()
-    own_constants = set(rule.constants(rule.hypers()))
-    names = [n for n in value_names(cls.element, cls) if n not in options]
-    look = [n for n in value_names(cls.lookahead, cls) if n not in options] if cls.lookahead else []
-    constants = tuple(dict.fromkeys([n for n in names if n in own_constants] + look))
-    scalars = tuple(n for n in names if n not in own_constants)
-    return Layout(tuple(b.name for b in rule.active_buffers()), constants, scalars)
-
-
-def _arguments(rule: Rule, fn: Any, lay: Layout, first: list[str], uniform: bool) -> str:
-    cls = type(rule)
-    options = rule.options()
-    args = list(first)
-    args += [f"s{lay.buffers.index(b.name)}j[i]" if b.name in lay.buffers else "zero" for b in cls.buffers]
-    for name in value_names(fn, cls):
-        if name in options:
-            args.append(repr(bool(options[name])))
-        elif name in lay.constants:
-            k = lay.constants.index(name)
-            args.append(f"c{k}" if uniform else f"c{k}[i]")
-        else:
-            k = lay.scalars.index(name)
-            args.append(f"v{k}" if uniform else f"v{k}[i]")
-    return ", ".join(args)
-
-
-def update_source(rule: Rule) -> str:
-    """The generated module of ``rule``'s class and options: ``update`` (and ``lookahead``)."""
-    cls = type(rule)
-    lay = layout_of(rule)
-    sources = generated.stamp(cls, elementwise, primitives, Rule, sys.modules[__name__])
-    sources += " " + generated.code_stamp(cls.element, cls.lookahead)
-    text = _MODULE_HEAD.format(qualname=cls.__qualname__, options=sorted(rule.options().items()),
-                               key=generated.provide(cls, cls.element, cls.lookahead), stamp=sources)
-    buffers = "".join(f"        s{q}j = s[{q} * d * B + o:{q} * d * B + o + n]\n" for q in range(len(lay.buffers)))
-    consts_uniform = "".join(f"            c{k} = c[{k} * B]\n" for k in range(len(lay.constants)))
-    consts_runs = "".join(f"            c{k} = c[{k} * B:{k} * B + n]\n" for k in range(len(lay.constants)))
-    scal_uniform = "".join(f"            v{k} = v[{k} * B]\n" for k in range(len(lay.scalars)))
-    scal_runs = "".join(f"            v{k} = v[{k} * B:{k} * B + n]\n" for k in range(len(lay.scalars)))
-    stores = "".join(f"                s{lay.buffers.index(b.name)}j[i] = new[{m + 1}]\n"
-                     for m, b in enumerate(cls.buffers) if b.name in lay.buffers)
-    sizes = {"nb": len(lay.buffers), "nc": len(lay.constants), "ns": len(lay.scalars)}
-    text += _UPDATE.format(
-        **sizes, buffers=buffers, stores=stores,
-        uniform_values=consts_uniform + scal_uniform, run_values=consts_runs + scal_runs,
-        uniform_args=_arguments(rule, cls.element, lay, ["xj[i]", "gj[i]"], True),
-        run_args=_arguments(rule, cls.element, lay, ["xj[i]", "gj[i]"], False),
-    )
-    if cls.lookahead is not None:
-        text += _LOOKAHEAD.format(
-            **sizes, buffers=buffers, uniform_values=consts_uniform, run_values=consts_runs,
-            uniform_args=_arguments(rule, cls.lookahead, lay, ["xj[i]"], True),
-            run_args=_arguments(rule, cls.lookahead, lay, ["xj[i]"], False),
-        )
-    return text
-
-
-#: Addresses of the generated update and look-ahead by (rule class, options).
-_updates: dict[tuple[type, tuple[tuple[str, bool], ...]], tuple[int, int]] = {}
-
-
-def _rule_key(rule: Rule) -> tuple[type, tuple[tuple[str, bool], ...]]:
-    return type(rule), tuple(sorted(rule.options().items()))
-
-
-def update_addresses(rule: Rule) -> tuple[int, int]:
-    """(update, look-ahead or 0) addresses of ``rule``'s generated block functions (compiled or loaded)."""
-    key = _rule_key(rule)
-    found = _updates.get(key)
-    if found is None:
-        primitives.register_helpers()
-        module = generated.load(update_source(rule), "trajectory")
-        look = int(module.lookahead.address) if hasattr(module, "lookahead") else 0
-        found = _updates[key] = (int(module.update.address), look)
-    return found
-
-
-def _update_ready(rule: Rule) -> bool:
-    return _rule_key(rule) in _updates or generated.is_built(update_source(rule), "trajectory")
+#: In "auto" mode, compile the combined step before running when the generic step is estimated to
+#: take longer than this (compiling takes one to three seconds; the combined step is 2-4x faster)...
+COMBINE_NOW_SECONDS = 3.0
+#: ... and in the background, for the next call, when it is estimated to take longer than this;
+#: shorter work gains nothing from it.
+BACKGROUND_COMPILE_SECONDS = 0.05
+#: The generic path's cost per run, step and coordinate on one core (measured: about 5 ns).
+GENERIC_SECONDS_PER_ELEMENT = 5e-9
 
 
 # ================================================================================================
@@ -490,9 +90,16 @@ class Plan:
     tabs: np.ndarray  # (NS, T, U)
     init: np.ndarray  # (NB, U): the initial value of each buffer
     lr_tab: np.ndarray  # (T, U): the learning rate of every step (what the record shows)
-    uidx: np.ndarray  # (R,) int64: the hyperparameter column of each run
+    uidx: np.ndarray  # (R,) int64: the hyperparameter column of each run ((1,) when there is one column)
     batch: tuple[int, ...]
     landscape: Any  # lc.CompiledLandscape
+    update: int  # the addresses of the rule's block update and look-ahead (0: none), for the generic advance
+    lookahead: int
+    advance: int  # the addresses of the advance (without and with recording) and close the driver calls
+    advance_recording: int
+    close: int
+    combined: bool  # whether those are the combined ones (else the generic ones)
+    varying: int  # the rule's values that differ between columns (gdlab.fast.stepcode.varying_mask)
 
 
 def _array_shapes(*objs: Any) -> list[tuple[int, ...]]:
@@ -539,7 +146,8 @@ def _lr_table(rule: Rule, schedule: Any, hshape: tuple[int, ...], steps: int) ->
         table = np.asarray(schedule(t, rule.lr), dtype=np.float64)
     table = np.broadcast_to(table, (steps,) + hshape).reshape(steps, -1)
     if not (np.isfinite(table).all() and (table >= 0).all()):
-        return "the schedule gives a learning rate that is negative or not finite (the reference refuses it)"
+        return ("the schedule gives a learning rate that is negative or not finite "
+                "(the reference path stops or refuses it)")
     return table
 
 
@@ -587,9 +195,9 @@ def plan(objective: Any, optimizer: Any, batch: tuple[int, ...], steps: int, sch
         return compiled
     if compile_now:
         ensure_driver()
-        update_addresses(optimizer)
-    elif not (driver_ready() and _update_ready(optimizer)):
+    elif not (driver_ready() and stepcode.update_ready(optimizer)):
         return None
+    update, look = stepcode.update_addresses(optimizer)
     lr_tab = _lr_table(optimizer, schedule, hshape, steps)
     if isinstance(lr_tab, str):
         return lr_tab
@@ -606,8 +214,37 @@ def plan(objective: Any, optimizer: Any, batch: tuple[int, ...], steps: int, sch
         spec = next(bf for bf in type(optimizer).buffers if bf.name == name)
         if spec.init is not None:
             init[q] = 0.0 + _columns(params[spec.init], hshape)  # np.zeros_like(params) + value
-    uidx = np.array(np.broadcast_to(np.arange(width, dtype=np.int64).reshape(hshape), batch).reshape(-1))
-    return Plan(optimizer, lay, np.ascontiguousarray(consts), tabs, init, np.asarray(lr_tab), uidx, batch, compiled)
+    uidx = (np.zeros(1, dtype=np.int64) if width == 1 else
+            np.array(np.broadcast_to(np.arange(width, dtype=np.int64).reshape(hshape), batch).reshape(-1)))
+    work = GENERIC_SECONDS_PER_ELEMENT * math.prod(batch) * steps * max(dim, 1)
+    varying = stepcode.varying_mask(consts, tabs)
+    combined = _combined_for(optimizer, compiled.code, varying, work, compile_now)
+    generic = driver.generic_advance.address
+    advance, recording, close = combined or (generic, generic, driver.generic_close.address)
+    return Plan(optimizer, lay, np.ascontiguousarray(consts), tabs, init, np.asarray(lr_tab), uidx, batch, compiled,
+                update, look, advance, recording, close, combined is not None, varying)
+
+
+def _combined_for(rule: Rule, code: lc.LandscapeCode, varying: int, work: float,
+                  compile_now: bool) -> tuple[int, int, int] | None:
+    """The addresses of the combined advance and close to run, or ``None`` for the generic ones (see
+    the module docstring). ``work``: the generic path's estimated seconds."""
+    mode = config.get_settings().trajectory_step
+    if mode == "generic":
+        return None
+    if stepcode.combined_ready(rule, code, varying, on_disk=False):
+        return stepcode.combined_addresses(rule, code, varying)
+    now = mode == "combined" or (compile_now and (work >= COMBINE_NOW_SECONDS
+                                                  or stepcode.combined_ready(rule, code, varying)))
+    if now:
+        try:
+            return stepcode.combined_addresses(rule, code, varying)
+        except generated.GenerationError:
+            return None
+    if work >= BACKGROUND_COMPILE_SECONDS:
+        _background(("combined", stepcode.rule_key(rule), code.key, varying),
+                    lambda: stepcode.combined_addresses(rule, code, varying))
+    return None
 
 
 # ================================================================================================
@@ -619,18 +256,32 @@ def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, recor
     d = x0.shape[-1]
     R = math.prod(batch)
     xs = np.ascontiguousarray(x0.reshape(R, d), dtype=np.float64)
-    bounds = np.array(np.broadcast_to(np.asarray(rules.bound, dtype=np.float64), batch).reshape(R))
+    bound = np.asarray(rules.bound, dtype=np.float64)
+    bounds = bound.reshape(1) if bound.ndim == 0 else np.ascontiguousarray(np.broadcast_to(bound, batch).reshape(R))
     nthreads = _thread_count(R, steps)
-    update, look = update_addresses(p.rule)
-    ip = np.zeros(N_IP, dtype=np.int64)
-    ip[I_D], ip[I_R], ip[I_STEPS], ip[I_B] = d, R, steps, BLOCK
-    ip[I_RECORD], ip[I_BOUND], ip[I_LIMIT] = int(record), int(rules.uses_bound), int(rules.blowup is not None)
-    ip[I_TOL], ip[I_TARGET] = int(rules.tol is not None), int(rules.target is not None)
-    ip[I_FG], ip[I_G], ip[I_UPDATE], ip[I_LOOK] = p.landscape.value_grad_address, p.landscape.grad_address, update, look
     width = p.lr_tab.shape[1]
-    ip[I_NB], ip[I_NC], ip[I_NS], ip[I_U] = len(p.layout.buffers), len(p.layout.constants), len(p.layout.scalars), width
-    fp = np.array([0.0 if rules.tol is None else rules.tol, 0.0 if rules.target is None else rules.target,
-                   0.0 if rules.blowup is None else rules.blowup, rules.blowup_floor])
+    nb, nc, ns = len(p.layout.buffers), len(p.layout.constants), len(p.layout.scalars)
+    rows = driver.layout(d, nb, nc, ns)
+    ip = np.zeros(driver.N_IP, dtype=np.int64)
+    ip[[driver.I_D, driver.I_R, driver.I_STEPS, driver.I_RECORD, driver.I_CHUNK]] = d, R, steps, int(record), \
+        driver.CHUNK
+    ip[[driver.I_ADVANCE, driver.I_CLOSE, driver.I_UPDATE, driver.I_LOOK]] = (
+        p.advance_recording if record else p.advance, p.close, p.update, p.lookahead)
+    ip[[driver.I_FG, driver.I_G]] = p.landscape.value_grad_address, p.landscape.grad_address
+    ip[[driver.I_NB, driver.I_NC, driver.I_NS, driver.I_U]] = nb, nc, ns, width
+    ip[driver.I_VARYING] = p.varying
+    ip[driver.I_X:driver.I_ROWS + 1] = (rows.X, rows.S, rows.F, rows.Q, rows.LIM, rows.BND, rows.BND2, rows.C,
+                                        rows.V, rows.ZR, rows.G, rows.LA, rows.LG, rows.RX, rows.CX, rows.CS, rows.CF,
+                                        rows.CQ, rows.lane_rows, rows.rows)
+    fp = np.zeros(driver.N_FP)
+    fp[driver.F_TOL2] = rules.tol_squared
+    fp[driver.F_TARGET] = -math.inf if rules.target is None else rules.target
+    fp[driver.F_USE_BOUND] = float(rules.uses_bound)
+    fp[driver.F_USE_LIMIT] = float(rules.blowup is not None)
+    fp[driver.F_USE_TOL] = float(rules.tol is not None)
+    fp[driver.F_USE_TARGET] = float(rules.target is not None)
+    fp[driver.F_BLOWUP] = 0.0 if rules.blowup is None else rules.blowup
+    fp[driver.F_FLOOR] = rules.blowup_floor
     out_x = np.empty((R, d))
     out_f = np.empty(R)
     out_gn = np.empty(R)
@@ -641,7 +292,7 @@ def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, recor
         gnr = np.empty((steps + 1, R))
     else:
         pos, loss, gnr = np.empty((1, 1, 1)), np.empty((1, 1)), np.empty((1, 1))
-    tabs = p.tabs if p.tabs.size else np.zeros((1, max(steps, 1), width))
+    tabs = p.tabs.reshape(-1) if p.tabs.size else np.zeros(1)
     consts = p.consts if p.consts.size else np.zeros((1, width))
     init = p.init if p.init.size else np.zeros((1, width))
     args = (ip, fp, xs, consts, tabs, init, p.uidx, bounds, out_x, out_f, out_gn, status, reason, rvalue, stopped,
@@ -649,7 +300,8 @@ def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, recor
     if nthreads > 1:
         _run_threads(nthreads, args)
     else:
-        _run_blocks(0, 1, *args)
+        driver.run_blocks(0, 1, *args)
+    config.stats["trajectory combined" if p.combined else "trajectory generic"] += 1
 
     records = None
     if record:
@@ -687,14 +339,14 @@ _workers_lock = threading.Lock()
 
 
 def _run_threads(nthreads: int, args: tuple[Any, ...]) -> None:
-    """Run the blocks on ``nthreads`` threads (the kernel releases the GIL)."""
+    """Run the blocks on ``nthreads`` threads (the driver releases the GIL)."""
     global _workers
     with _workers_lock:
         if _workers is None or _workers._max_workers < nthreads:  # type: ignore[attr-defined]
             _workers = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="gdlab-fast-traj")
         pool = _workers
-    futures = [pool.submit(_run_blocks, tid, nthreads, *args) for tid in range(1, nthreads)]
-    _run_blocks(0, nthreads, *args)
+    futures = [pool.submit(driver.run_blocks, tid, nthreads, *args) for tid in range(1, nthreads)]
+    driver.run_blocks(0, nthreads, *args)
     for fut in futures:
         fut.result()
 
@@ -722,16 +374,9 @@ def ensure_driver() -> float:
         if _driver_state["ready"]:
             return 0.0
         start = time.perf_counter()
-        _run_blocks.compile((types.int64, types.int64, *(numba_typeof(a) for a in _driver_arguments())))
+        driver.run_blocks.compile((types.int64, types.int64, *(numba_typeof(a) for a in driver.driver_arguments())))
         _driver_state["ready"] = True
         return time.perf_counter() - start
-
-
-def _driver_arguments() -> tuple[np.ndarray, ...]:
-    """Arrays of the kinds :func:`run_plan` passes to the driver (to compile it ahead of a call)."""
-    f1, f2, f3 = np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1, 1))
-    i1, b1 = np.zeros(1, np.int64), np.zeros(1, np.int8)
-    return (np.zeros(N_IP, np.int64), np.zeros(4), f2, f2, f3, f2, i1, f1, f2, f1, f1, b1, b1, f1, i1, i1, f3, f2, f2)
 
 
 def _background(key: Any, fn: Any) -> None:
@@ -746,7 +391,7 @@ def _background(key: Any, fn: Any) -> None:
 
 
 def _quiet(fn: Any) -> None:
-    with contextlib.suppress(Exception):  # compilation is an optimisation: a failure means the reference path
+    with contextlib.suppress(Exception):  # compilation is an optimisation: a failure means a slower path
         fn()
 
 
@@ -757,21 +402,20 @@ def prepare(objective: Any, optimizer: Any = None, wait: bool = False) -> bool:
     code = lc.code_for(objective)
     if isinstance(code, str):
         return False
+    rule = optimizer if isinstance(optimizer, Rule) else None
 
     def work() -> None:
         ensure_driver()
         lc.compile_landscape(objective)
-        if isinstance(optimizer, Rule):
-            update_addresses(optimizer)
+        if rule is not None:
+            stepcode.update_addresses(rule)
 
     if wait:
         work()
         return True
-    ready = driver_ready() and lc.is_ready(code) and (not isinstance(optimizer, Rule) or _rule_key(optimizer)
-                                                       in _updates)
-    if ready:
+    if driver_ready() and lc.is_ready(code) and (rule is None or stepcode.update_ready(rule, on_disk=False)):
         return True
-    _background(("prepare", id(code), _rule_key(optimizer) if isinstance(optimizer, Rule) else None), work)
+    _background(("prepare", code.key, None if rule is None else stepcode.rule_key(rule)), work)
     return False
 
 
@@ -784,7 +428,7 @@ def _cheap_to_load(objective: Any, optimizer: Any) -> bool:
     code = lc.code_for(objective)
     if isinstance(code, str) or not isinstance(optimizer, Rule):
         return False
-    return lc.is_cached(code) and _update_ready(optimizer)
+    return lc.is_cached(code) and stepcode.update_ready(optimizer)
 
 
 def try_run(objective: Any, optimizer: Any, x0: np.ndarray, batch: tuple[int, ...], *, backend: str, steps: int,
@@ -827,14 +471,14 @@ WARM_EXTRA = (("rosenbrock", {"dim": 3}), ("rosenbrock", {"dim": 10}), ("rastrig
 
 def warmup(extra: bool = True) -> float:
     """Compile (or load from the disk cache) the driver, every built-in rule's update and the
-    built-in landscapes; returns seconds."""
+    built-in landscapes; returns seconds. (Combined steps are compiled per pair, when used.)"""
     from gdlab.core.rules import RULES
     from gdlab.landscapes import LANDSCAPES, make_landscape
 
     start = time.perf_counter()
     ensure_driver()
     for cls in RULES.values():
-        update_addresses(cls())
+        stepcode.update_addresses(cls())
     specs: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in LANDSCAPES]
     if extra:
         specs += list(WARM_EXTRA)
