@@ -26,6 +26,11 @@ gdlab / limit is taken within a round (paired, so that load on a shared machine 
 the table shows the best round's ratio and the median. Goals: ≥ 0.8× the limit with the rules on,
 ≥ 0.9× with them off.
 
+On heavy-ball/ellipse, whose gradient costs two multiplications, the limit kernel is also timed
+computing the loss and a stopping test at every step (``heavy_ball_elliptic_checked``): the least
+that exact stopping rules add there, since the blow-up and non-finite-loss rules need the loss of
+every point, which the limit kernel never computes.
+
 Then, on Adam/Rosenbrock: **per-run hyperparameters** (100 learning rates × starts, batch (S, 100),
 against one scalar learning rate on as many starts; goal ≥ 0.6×) and **recorded** runs
 (``record=True`` on ``--record-starts`` starts, against the same call with ``record=False`` and
@@ -171,6 +176,26 @@ def workload_rows(n: int, steps: int, repeat: int, threads: list[int]) -> list[d
     return rows
 
 
+def checked_row(n: int, steps: int, repeat: int) -> dict[str, Any]:
+    """Heavy-ball on the elliptic bowl: the limit kernel, the same kernel computing the loss and a
+    stopping test at every step (what exact stopping rules cost at the least), and gdlab, paired."""
+    land = make_landscape("elliptic")
+    opt = make_optimizer("sgd", lr=1e-2, momentum=0.9)
+    x0 = starts(land, n)
+    xs, ys = np.ascontiguousarray(x0[:, 0]), np.ascontiguousarray(x0[:, 1])
+    limit = 1e8 * (np.abs(land.value(x0)).max() + 1.0)
+    jobs: dict[str, Job] = {
+        "limit": lambda: kernels.heavy_ball_elliptic(xs, ys, steps, 1e-2, 0.9),
+        "limit with loss and test": lambda: kernels.heavy_ball_elliptic_checked(xs, ys, steps, 1e-2, 0.9,
+                                                                               1e20, limit),
+        "rules on": lambda: run_batch(land, opt, x0, steps=steps, record=False),
+    }
+    seconds = paired_rounds(jobs, repeat)
+    rate = {k: n * steps / min(v) / 1e6 for k, v in seconds.items()}
+    return {"starts": n, "msteps": rate, "checked_over_limit": ratios(seconds, "limit", "limit with loss and test"),
+            "gdlab_over_checked": ratios(seconds, "limit with loss and test", "rules on")}
+
+
 def per_run_row(n: int, steps: int, repeat: int) -> dict[str, Any]:
     land = make_landscape("rosenbrock")
     x0 = starts(land, n - n % 100)
@@ -228,6 +253,12 @@ def main() -> None:
     print(f"per-run hyperparameters (adam/rosenbrock, 100 learning rates, {per_run['starts']:,} runs, "
           f"{max(threads)} threads): {per_run['per_run_msteps']:.0f} M/s vs {per_run['scalar_msteps']:.0f} "
           f"with one lr: {per_run['ratio'][0]:.2f}x (median {per_run['ratio'][1]:.2f}; goal >= {GOAL_PER_RUN})")
+    checked = checked_row(args.starts, args.steps, args.repeat)
+    print(f"the price of exact stopping rules (heavy-ball/ellipse, {max(threads)} threads): the limit "
+          f"{checked['msteps']['limit']:.0f} M/s; the same kernel also computing the loss and a stopping test "
+          f"each step {checked['msteps']['limit with loss and test']:.0f} "
+          f"({checked['checked_over_limit'][0]:.2f}x the limit); gdlab rules on {checked['msteps']['rules on']:.0f} "
+          f"({checked['gdlab_over_checked'][0]:.2f}x that kernel)")
     rec = record_row(args.record_starts, args.steps, args.repeat)
     print(f"recording (adam/rosenbrock, {rec['starts']:,} runs): recorded {rec['msteps']['recorded']:.0f} M/s, "
           f"unrecorded {rec['msteps']['unrecorded']:.0f}, NumPy writing arrays of the record's size "
@@ -238,7 +269,7 @@ def main() -> None:
           f"{GOAL_OFF}x: {'met' if met_off else 'NOT met'}; per-run >= {GOAL_PER_RUN}x: "
           f"{'met' if per_run['ratio'][0] >= GOAL_PER_RUN else 'NOT met'}")
     result = {"starts": args.starts, "steps": args.steps, "repeat": args.repeat, "simd": simd, "workloads": rows,
-              "per_run": per_run, "record": rec,
+              "per_run": per_run, "record": rec, "checked": checked,
               "goals": {"on": GOAL_ON, "off": GOAL_OFF, "per_run": GOAL_PER_RUN, "on_met": met_on,
                         "off_met": met_off},
               "versions": {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__}}

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "step": ("bench_step.py", "one optimizer step on 10M float32 params vs torch.optim, optax and the bandwidth bound"),
     "trajectories": ("bench_trajectories.py", "1M starts × 100 steps of Adam on Rosenbrock vs optax, torch, numpy"),
+    "limits": ("bench_limits.py", "fused trajectories vs hand-written kernels of four workloads (the machine's limit)"),
     "engine": ("bench_engine.py", "the batched engine vs the seeds' Python loop (10,000 runs × 500 steps)"),
     "web": ("bench_web.py", "lab server latency, page load and animation frame rate"),
     "plots": ("bench_plots.py", "contour comparison and animation rendering"),
@@ -115,7 +116,8 @@ def machine_description() -> str:
     """CPU, cores, memory and the versions that matter, as Markdown lines."""
     lines = [f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"]
     cpu = _cpu_model()
-    lines.append(f"- CPU: {cpu}, {os.cpu_count()} logical cores")
+    lines.append(f"- CPU: {cpu}, {os.cpu_count()} logical cores; SIMD: {_simd_level()}; "
+                 f"numba compiles for {_numba_cpu()}")
     try:
         mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
                           if line.startswith("MemTotal")).split()[1])
@@ -132,6 +134,25 @@ def machine_description() -> str:
     return "\n".join(lines)
 
 
+def _simd_level() -> str:
+    """The widest x86 vector extensions the CPU reports (from /proc/cpuinfo's flags)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration):
+        return "unknown"
+    wide = [name for name in ("avx512f", "avx2", "fma", "avx", "sse4_2") if name in flags]
+    return " ".join(wide) or "SSE2 only"
+
+
+def _numba_cpu() -> str:
+    try:
+        import llvmlite.binding as llvm
+        return os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
+    except Exception:  # llvmlite missing or broken: the description goes on without it
+        return "unknown"
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -140,6 +161,18 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def previous_sections(results: Path) -> dict[str, str]:
+    """The sections of an earlier results file, by benchmark name (empty when there is none)."""
+    if not results.is_file():
+        return {}
+    found: dict[str, str] = {}
+    for part in ("\n" + results.read_text()).split("\n## ")[1:]:
+        name = part.split(":", 1)[0].strip()
+        if name in BENCHMARKS:
+            found[name] = "## " + part.rstrip("\n") + "\n"
+    return found
 
 
 def main(argv: list[str]) -> int:
@@ -156,7 +189,7 @@ def main(argv: list[str]) -> int:
         return 2
     if not args.no_install:
         install_extras()
-    sections = []
+    sections: dict[str, str] = {}
     failed = []
     for name in chosen:
         script, what = BENCHMARKS[name]
@@ -171,15 +204,19 @@ def main(argv: list[str]) -> int:
         body = proc.stdout.strip() or "(no output)"
         status = "" if proc.returncode == 0 else f" — FAILED (exit {proc.returncode})"
         command = " ".join([f"python bench/{script}", *extra])
-        sections.append(f"## {name}: {what}{status}\n\n`{command}`\n\n```\n{body}\n```\n")
+        when = f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+        sections[name] = f"## {name}: {what}{status}\n\n`{command}` ({when})\n\n```\n{body}\n```\n"
     # A smoke run must not overwrite the real results.
     results = HERE / "out" / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md"
     results.parent.mkdir(parents=True, exist_ok=True)
     how = "python bench/run_all.py --quick" if args.quick else "python bench/run_all.py"
     note = " (a smoke run with small sizes: not the measured results)" if args.quick else ""
+    # Benchmarks not run this time keep their earlier section (each section carries its date).
+    kept = {} if args.quick else previous_sections(results)
+    ordered = [sections.get(name) or kept.get(name) for name in BENCHMARKS]
     results.write_text(
         f"# Benchmark results{note}\n\nWritten by `{how}` (JSON for each in bench/out/).\n\n"
-        "## Machine\n\n" + machine_description() + "\n\n" + "\n".join(sections)
+        "## Machine\n\n" + machine_description() + "\n\n" + "\n".join(part for part in ordered if part)
     )
     print(f"\nwrote {results}")
     return 1 if failed else 0

@@ -28,9 +28,10 @@ NaN and inf are never written to params.
 Threads: the kernels use ``numba.get_num_threads()`` threads of the calling thread at call time
 (``numba.set_num_threads(n)`` or the ``NUMBA_NUM_THREADS`` environment variable).
 
-Compilation: kernels are cached on disk (``cache=True``; next to this module, or in a user cache
-directory when the package is read-only, see :data:`cache_dir`). :func:`warmup` compiles or loads
-every kernel for float32 and float64; servers call it at start so no request pays for compilation.
+Compilation: compiled code is cached on disk in the per-user cache directory
+(``$XDG_CACHE_HOME/gdlab`` or ``~/.cache/gdlab``, see :mod:`gdlab.fast._cache`), never inside the
+package. :func:`warmup` compiles or loads every kernel for float32 and float64; servers call it at
+start so no request pays for compilation.
 """
 
 from __future__ import annotations

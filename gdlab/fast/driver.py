@@ -37,7 +37,7 @@ import numpy as np
 from numba import carray, cfunc, njit, types
 
 from gdlab.core import elementwise, stopping
-from gdlab.core.stopping import GOING
+from gdlab.core.stopping import GOING, MAX_STEPS, R_MAX_STEPS
 from gdlab.fast import primitives
 from gdlab.fast._cache import configure_numba_cache
 from gdlab.fast.calls import call_int64, call_void
@@ -507,9 +507,15 @@ def block(b, w, lanes, ip, fp, x0, consts, tabs, init, uidx, bounds, out_x, out_
         for i in range(n):
             out_x[lanes[0, i], j] = x[i]
     f_row, q_row = _row(w, F), _row(w, Q)
-    for i in range(n):
-        out_f[lanes[0, i]] = f_row[i]
-        out_gn[lanes[0, i]] = math.sqrt(q_row[i])
+    for i in range(n):  # the runs no rule stopped: max_steps after every step
+        r = lanes[0, i]
+        out_f[r] = f_row[i]
+        out_gn[r] = math.sqrt(q_row[i])
+        status[r] = MAX_STEPS
+        reason[r] = R_MAX_STEPS
+        rvalue[r] = math.nan
+        stopped[r] = steps
+        npoints[r] = steps + 1
 
 
 @njit(nogil=True, **JIT)

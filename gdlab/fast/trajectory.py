@@ -55,7 +55,7 @@ from numba import types
 from gdlab.core.rule import Hypers, Rule
 from gdlab.core.schedules import Schedule
 from gdlab.core.stopping import StoppingRules
-from gdlab.core.trajectories import Records, Trajectories, initial_outcomes
+from gdlab.core.trajectories import Records, Trajectories
 from gdlab.fast import config, driver, generated, stepcode
 from gdlab.fast import landscape_codegen as lc
 from gdlab.fast.stepcode import Layout, layout_of
@@ -285,7 +285,9 @@ def run_plan(p: Plan, x0: np.ndarray, *, steps: int, rules: StoppingRules, recor
     out_x = np.empty((R, d))
     out_f = np.empty(R)
     out_gn = np.empty(R)
-    status, reason, rvalue, stopped, npoints = initial_outcomes((R,), steps)
+    # every run's outcome is written by the driver (allocated, not filled: one write pass fewer)
+    status, reason, rvalue = np.empty(R, dtype=np.int8), np.empty(R, dtype=np.int8), np.empty(R)
+    stopped, npoints = np.empty(R, dtype=np.int64), np.empty(R, dtype=np.int64)
     if record:
         pos = np.empty((steps + 1, R, d))
         loss = np.empty((steps + 1, R))
