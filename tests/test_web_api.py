@@ -143,7 +143,8 @@ def test_meta_lists_everything_the_page_needs(client):
     dw = next(entry for entry in meta["landscapes"] if entry["name"] == "double_well")
     assert dw["dim"] == 1 and len(dw["minima"]) == 2
     assert meta["limits"] == {"max_steps": 10_000, "max_optimizers": 12, "max_grid": 400, "min_grid": 2,
-                              "max_expr_chars": 200, "max_label_chars": 40}
+                              "max_expr_chars": 200, "max_label_chars": 40, "max_ratemap_n": 100,
+                              "max_ratemap_steps": 1000, "max_noise_batch": 1_000_000, "max_noise_seed": 2**31 - 1}
     assert {p["id"] for p in meta["presets"]} == {p["id"] for p in PRESETS}
     assert meta["default_preset"] in {p["id"] for p in PRESETS}
 

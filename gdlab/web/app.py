@@ -8,9 +8,14 @@ pydantic, described at ``/openapi.json`` and ``/docs``):
 ``POST /api/surface``
     a landscape (or custom expression) on a grid over its domain, with its known critical points.
 ``POST /api/run``
-    several optimizers from one start: trajectories, losses, statuses (the run engine's RunResults).
+    several optimizers from one start: trajectories, losses, statuses (the run engine's RunResults), each
+    with its noise, its optimizer's stability rule checked at every point, and its measured rate.
 ``POST /api/analyze``
     Hessian eigenvalues, 2/λmax and classification at a point and at the nearest minimum.
+``POST /api/rates``
+    convergence rates of gradient descent and heavy-ball momentum on the quadratic, and the optimal settings.
+``POST /api/ratemap``
+    measured and theoretical heavy-ball rates over an lr × momentum grid (one batched engine call).
 ``POST /api/validate-expr``
     whether a custom expression parses (200 either way; the parser's message and column if not).
 ``POST /api/schedule``
@@ -272,6 +277,18 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
         """Hessian eigenvalues, GD's critical learning rate 2/λmax and the kind of point, here and at
         the nearest minimum."""
         return _json(await compute(request, cost.analyze_cost(req), lambda cancel: lab.analyze(req)))
+
+    @app.post("/api/rates", response_model=m.RatesOut, responses=REFUSALS, tags=["lab"])
+    async def rates(req: m.RatesRequest, request: Request) -> Response:
+        """Per-step convergence rates on the 2-D quadratic (eigenvalues 1 and κ) at (lr, momentum): gradient
+        descent's max|1 − ηλᵢ|, heavy-ball momentum's spectral radius, and the optimal lr and momentum."""
+        return _json(await compute(request, cost.rates_cost(req), lambda cancel: lab.rates(req)))
+
+    @app.post("/api/ratemap", response_model=m.RateMapOut, responses=REFUSALS, tags=["lab"])
+    async def ratemap(req: m.RateMapRequest, request: Request) -> Response:
+        """The measured convergence rate of n × n heavy-ball runs on the 2-D quadratic over a grid of lr
+        (geometric) × momentum (linear), one batched engine call, beside the theoretical rate."""
+        return _json(await compute(request, cost.ratemap_cost(req), lambda cancel: lab.ratemap(req, cancel=cancel)))
 
     @app.post("/api/validate-expr", response_model=m.ExprOut, responses=REFUSALS, tags=["lab"])
     async def validate_expr(req: m.ExprRequest, request: Request) -> dict[str, Any]:
