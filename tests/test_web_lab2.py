@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -173,3 +174,28 @@ def test_bad_ratemap_is_422(client, body):
 @pytest.mark.parametrize("body", [{"lr": 0}, {"lr": 1, "momentum": 1}, {"lr": 1, "condition": 1e9}, {}])
 def test_bad_rates_is_422(client, body):
     post(client, "/api/rates", body, status=422)
+
+
+# -- offline API documentation ----------------------------------------------------------------------------
+def test_docs_page_uses_only_local_assets_and_they_are_served(client):
+    resp = client.get("/docs")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    html = resp.text
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in urls) and any(u.endswith("swagger-ui.css") for u in urls)
+    assert "http://" not in html and "https://" not in html and "//cdn" not in html
+    for u in urls:
+        assert u.startswith("/"), u
+        got = client.get(u)
+        assert got.status_code == 200, u
+        assert len(got.content) > 0
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_swagger_ui_ships_with_its_licence_in_the_package():
+    from importlib import resources
+
+    root = resources.files("gdlab.web") / "static" / "vendor" / "swagger-ui"
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE", "NOTICE", "README.md"):
+        assert (root / name).is_file(), name
+    assert "Apache License" in (root / "LICENSE").read_text()

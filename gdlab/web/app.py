@@ -1,7 +1,7 @@
 """The browser lab's server: a FastAPI app serving the page, Plotly.js and a small JSON API.
 
 ``create_app()`` builds the app (``gdlab serve`` runs it on uvicorn). Endpoints (all JSON, validated by
-pydantic, described at ``/openapi.json`` and ``/docs``):
+pydantic, described at ``/openapi.json`` and, with the vendored Swagger UI, at ``/docs``):
 
 ``GET /api/meta``
     landscapes, optimizers and schedules with their hyperparameter specs, lesson presets, limits.
@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -68,6 +69,8 @@ T = TypeVar("T")
 STATIC_DIR = Path(__file__).with_name("static")
 JSON = "application/json"
 JS_CACHE = {"Cache-Control": "public, max-age=86400"}
+#: Where the vendored Swagger UI is served (``static/vendor/swagger-ui``, see its README).
+SWAGGER_UI = "/static/vendor/swagger-ui"
 # V8's explicit compile hint (a comment; v8.dev/blog/explicit-compile-hints): Chromium compiles every
 # function of the script while it streams in, off the main thread, instead of lazily on first call
 # while the page draws its first plots. Prepended when serving; the vendored file stays as shipped.
@@ -191,8 +194,8 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
         version=__version__,
         summary="The gradient-descent laboratory in the browser: landscapes, optimizers, runs, analysis.",
         lifespan=lifespan,
-        docs_url=None,  # FastAPI's documentation pages load their scripts from a CDN: the lab is offline
-        redoc_url=None,
+        docs_url=None,  # FastAPI's own /docs loads Swagger UI from a CDN: the lab serves its vendored copy below
+        redoc_url=None,  # ReDoc is not vendored
     )
     app.router.route_class = JSONRoute
     app.state.lab = lab
@@ -255,6 +258,15 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
         return Response(cartesian_js, media_type="text/javascript", headers=JS_CACHE)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        """The API's documentation page: Swagger UI from the package (static/vendor/swagger-ui), offline."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="gdlab lab API",
+                                   swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no online validator badge
 
     # -- the API: /api/meta is served from memory; everything that computes goes through the gate ----
     @app.get("/api/meta", response_model=m.MetaOut, responses={421: REFUSALS[421]}, tags=["lab"])
