@@ -290,3 +290,112 @@ def test_phone_width_double_well_lesson(browser, server):
     assert "converged at step 1" in texts[2] and "max steps" in texts[0]
     assert lab.js("window.gdlab.runs.runs[2].trajectory.at(-1)[0]") == 0.0
     lab.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 13: the bugs a first-time user hits, several checks per page load
+# ------------------------------------------------------------------------------------------------
+def _slider(page, where: str, name: str):
+    return page.locator(f'{where} [data-hp="{name}"] input[type=range]')
+
+
+def test_parameter_sliders_span_their_declared_ranges(browser, server):
+    lab = Page(browser, server, 1400, 900)
+    page = lab.page
+    page.select_option("#landscape", "quadratic")
+    lab.settle()
+    kappa = _slider(page, "#landscape-params", "condition")
+    # κ spans 1..1e8: a log slider over its whole range, which moves κ
+    assert [float(kappa.get_attribute("min")), float(kappa.get_attribute("max"))] == [0.0, 8.0]
+    kappa.fill("2")
+    page.wait_for_timeout(400)
+    lab.settle()
+    assert lab.state()["params"]["condition"] == 100
+    angle = _slider(page, "#landscape-params", "angle")
+    assert [float(angle.get_attribute("min")), float(angle.get_attribute("max"))] == [-360.0, 360.0]
+    assert float(angle.input_value()) == 30
+    page.select_option("#landscape", "two_wells")
+    lab.settle()
+    for name, default in (("depth_a", 2.0), ("depth_b", 1.2)):
+        s = _slider(page, "#landscape-params", name)
+        assert float(s.get_attribute("max")) == 10.0
+        assert float(s.input_value()) == pytest.approx(default)
+    page.select_option("#schedule", "linear")
+    lab.settle()
+    end = _slider(page, "#schedule-params", "end_factor")
+    assert float(end.get_attribute("max")) == 1.0 and float(end.input_value()) == 1.0
+    # a 1-D landscape has no y start box
+    page.select_option("#landscape", "double_well")
+    lab.settle()
+    assert not page.locator("#start-y").is_visible()
+    assert page.locator("#start-x").is_visible()
+    lab.close()
+
+
+def test_toolbar_lr_slider_statuses_legend_and_lessons_in_3d(browser, server):
+    lab = Page(browser, server, 1400, 900)
+    page = lab.page
+    page.select_option("#landscape", "rosenbrock")
+    lab.settle()
+    start = lab.state()["start"]
+    # Plotly's toolbar never moves the start point
+    page.locator("#plot").hover()
+    for title in ("Pan", "Zoom"):
+        page.locator(f'#plot .modebar-btn[data-title="{title}"]').click()
+        lab.settle()
+        assert lab.state()["start"] == start, title
+    # a click on the plot area itself still does
+    box = page.locator("#plot").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)
+    lab.settle()
+    assert lab.state()["start"] != start
+
+    # the lr slider says its value, and names its optimizer
+    lr = page.locator('#opt-list [data-hp="lr"] input[type=range]').first
+    assert re.fullmatch(r"(SGD|Adam|AdamW|RMSprop|Adagrad|NAdam|RAdam|[\w-]+) learning rate", lr.get_attribute("aria-label"))
+    lr.fill("-2")
+    lab.settle()
+    assert lr.get_attribute("aria-valuetext") == "0.01"
+
+    # statuses: no live region on the per-frame text; playing announces only changes of status
+    assert page.locator(".opt-status[aria-live]").count() == 0
+    lab.js("""(() => { window.__said = 0; const mo = new MutationObserver((ms) => { window.__said += ms.length; });
+      document.querySelectorAll('[aria-live]').forEach((n) => mo.observe(n, {childList: true, characterData: true, subtree: true}));
+      window.gdlab.resetAnim(); window.gdlab.setSpeed(3); window.gdlab.play(); })()""")
+    page.wait_for_timeout(1500)
+    lab.js("window.gdlab.pause()")
+    n_opts = len(lab.state()["opts"])
+    assert lab.js("window.__said") <= 2 * n_opts + 2
+
+    # the PNG export carries a legend: one row per run, in the run's colour
+    out = lab.js("window.gdlab.exportCanvas()")
+    assert len(out["legend"]) == n_opts
+    for colour, opt in zip(out["colors"], lab.state()["opts"]):
+        want = [int(opt["color"][i:i + 2], 16) for i in (1, 3, 5)]
+        assert max(abs(a - b) for a, b in zip(colour, want)) <= 8, (colour, want)
+
+    # choosing a lesson keeps the 3-D view
+    page.click("#view3d")
+    page.wait_for_function("window.gdlab.view === 'surface'", timeout=30_000)
+    page.click('#presets button[data-preset="sgd-vs-adam"]')
+    lab.settle()
+    page.wait_for_timeout(300)
+    assert lab.state()["view3d"] is True
+    assert lab.js("window.gdlab.view") == "surface"
+    assert page.locator("#view3d").is_checked()
+    lab.close()
+
+
+def test_api_docs_render_offline(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    outside: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) and not r.url.startswith("data:") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert page.locator(".swagger-ui .opblock").count() >= 2
+    assert outside == [], outside
+    assert errors == [], errors
+    context.close()

@@ -233,7 +233,10 @@
     }
     const base = name.replace(/\[\d\]$/, "");
     const out = el("output", { for: id });
-    const logRange = LOG_HP[base];
+    // a declared range spanning decades (the quadratic's condition number 1..1e8) gets a log slider
+    const decades = spec.kind === "real" && spec.low > 0 && Number.isFinite(spec.high) && spec.high / spec.low >= 1000
+      ? [Math.log10(spec.low), Math.log10(spec.high)] : null;
+    const logRange = LOG_HP[base] || decades;
     if (spec.kind === "real" && logRange && !(spec.optional && value == null)) {
       const v = value == null ? spec.default : value;
       const inp = el("input", { type: "range", id, min: logRange[0], max: logRange[1], step: "0.01",
@@ -254,8 +257,9 @@
         && Number.isFinite(spec.high));
     if (unit) {
       const lo = spec.low ?? 0;
-      const hi = base.startsWith("betas") ? 0.9999 : (spec.high != null ? Math.min(spec.high, 0.999) : 0.999);
-      const step = base.startsWith("betas") ? 0.0001 : (hi - lo) / 1000;
+      // the declared range, whole; an open-ended unit parameter (momentum, dampening) stops short of 1
+      const hi = base.startsWith("betas") ? 0.9999 : (spec.high != null && Number.isFinite(spec.high) ? spec.high : 0.999);
+      const step = base.startsWith("betas") ? 0.0001 : Math.min(0.001, (hi - lo) / 1000);
       const v = value == null ? spec.default : value;
       const inp = el("input", { type: "range", id, min: lo, max: hi, step: String(step) });
       inp.value = String(v);
@@ -477,7 +481,9 @@
       remove.disabled = S.opts.length <= 1;
       remove.addEventListener("click", () => { S.opts.splice(i, 1); S.lesson = null; renderOptimizers(); requestRun(); });
       card.append(el("div", { class: "opt-head" }, colour, sel, remove));
-      card.append(el("p", { class: "opt-status", id: `opt-status-${i}`, "aria-live": "polite" }));
+      card.append(el("p", { class: "opt-status", id: `opt-status-${i}` }));
+      // the visible status changes every frame; screen readers hear only a change of status
+      card.append(el("p", { class: "sr-only opt-live", id: `opt-live-${i}`, "aria-live": "polite" }));
       card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
       const grid = el("div", { class: "hp-grid" });
       const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
@@ -492,6 +498,8 @@
       };
       for (const spec of meta.hyperparams) {
         const ctl = hpControl(spec, o.hp[spec.name] ?? spec.default, onChange, i);
+        const what = spec.name === "lr" ? "learning rate" : spec.name;
+        ctl.querySelectorAll("input").forEach((inp) => inp.setAttribute("aria-label", `${optLabel(o.name)} ${what}`));
         (PRIMARY_HP.has(spec.name) ? grid : moreGrid).append(ctl);
       }
       card.append(grid);
@@ -707,6 +715,9 @@
       if (!r) { p.textContent = "…"; p.className = "opt-status"; return; }
       const txt = statusText(r, k);
       const done = k >= r.stopped_at;
+      const live = $(`opt-live-${i}`);
+      const said = `${optLabel(o.name)}: ${done ? txt : "running"}`;
+      if (live && live.textContent !== said) live.textContent = said;
       const loss = r.loss[Math.min(k, r.loss.length - 1)];
       const full = `${txt} · f = ${fmt(loss)}`;
       if (p.textContent !== full) p.textContent = full;
@@ -715,6 +726,9 @@
       p.title = r.reason || "";
     });
   }
+  const OPT_LABELS = { sgd: "SGD", adam: "Adam", adamw: "AdamW", rmsprop: "RMSprop", adagrad: "Adagrad",
+    adadelta: "Adadelta", adamax: "Adamax", nadam: "NAdam", radam: "RAdam", lbfgs: "L-BFGS", asgd: "ASGD", rprop: "Rprop" };
+  function optLabel(name) { return OPT_LABELS[name] || name; }
   function lrOf(o) {
     if (o.hp.lr !== undefined) return o.hp.lr;
     const spec = optMeta(o.name).hyperparams.find((h) => h.name === "lr");
@@ -1191,7 +1205,7 @@
     S.steps = st.steps || 200;
     S.tol = st.tol ?? 1e-6;
     S.schedule = st.schedule || null;
-    S.view3d = !!st.view3d;
+    S.view3d = S.view3d || !!st.view3d; // a lesson never drops the view out of 3-D
     S.lesson = p.id;
     A.t = 0;
     if (!S.landscape) $("expr").value = S.expr;
@@ -1226,21 +1240,55 @@
     a.click();
     a.remove();
   }
-  async function exportPNG() {
+  async function pngCanvas() {
     const gd = $("plot");
     const P = plotlyOf(gd);
-    if (!P || !gd.data) return;
+    if (!P || !gd.data) return null;
     const w = gd.clientWidth, h = gd.clientHeight;
     const url = await P.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
-    if (plotKind === "surface") { download("gdlab.png", url); return; }
     const img = new Image();
     await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
     const c = document.createElement("canvas");
     c.width = w * 2; c.height = h * 2;
     const ctx = c.getContext("2d");
     ctx.drawImage(img, 0, 0, c.width, c.height);
-    ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
-    download("gdlab.png", c.toDataURL("image/png"));
+    if (plotKind !== "surface") ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
+    drawLegend(ctx, 2);
+    return c;
+  }
+  // the runs' legend (colour, optimizer, lr, status) in the top-left corner of the exported picture
+  function drawLegend(ctx, scale) {
+    const rows = S.opts.map((o, i) => {
+      const r = D.runs && D.runs.runs[i];
+      const st = r ? ` · ${r.status}` : "";
+      return { color: o.color, text: `${optLabel(o.name)} lr ${fmt(lrOf(o), 3)}${st}` };
+    });
+    if (!rows.length) return;
+    ctx.save();
+    ctx.scale(scale, scale);
+    ctx.font = "12px system-ui, sans-serif";
+    const wmax = Math.max(...rows.map((r) => ctx.measureText(r.text).width));
+    const x0 = 12, y0 = 12, lh = 18, sw = 14;
+    ctx.fillStyle = "rgba(255,255,255,0.9)";
+    ctx.strokeStyle = "#888";
+    ctx.fillRect(x0, y0, wmax + sw + 20, rows.length * lh + 8);
+    ctx.strokeRect(x0, y0, wmax + sw + 20, rows.length * lh + 8);
+    const boxes = [];
+    rows.forEach((r, i) => {
+      const y = y0 + 4 + i * lh;
+      ctx.fillStyle = r.color;
+      ctx.fillRect(x0 + 6, y + 2, sw, sw - 2);
+      boxes.push([(x0 + 6 + sw / 2) * scale, (y + 2 + (sw - 2) / 2) * scale]);
+      ctx.fillStyle = "#222";
+      ctx.textBaseline = "top";
+      ctx.fillText(r.text, x0 + sw + 12, y + 2);
+    });
+    ctx.restore();
+    ctx.canvas.dataset.legend = JSON.stringify({ texts: rows.map((r) => r.text), swatches: boxes });
+  }
+  async function exportPNG() {
+    const c = await pngCanvas();
+    if (c) download("gdlab.png", c.toDataURL("image/png"));
   }
   function exportJSON() {
     const payload = { gdlab: META.version, url: location.href, state: snapshot(), runs: D.runs, analysis: D.analysis };
@@ -1257,8 +1305,13 @@
   // click on the plot: set the start point
   function installClick() {
     const gd = $("plot");
+    let down = null; // where the button went down: a drag (pan, zoom box) is not a click on a point
+    gd.addEventListener("pointerdown", (e) => { down = [e.clientX, e.clientY]; }, true);
     gd.addEventListener("click", (e) => {
       if (plotKind === "surface") return;
+      // only the plot area sets the start: never Plotly's toolbar, a legend, or the end of a drag
+      if (e.target.closest && e.target.closest(".modebar, .legend, .modebar-container")) return;
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 4) return;
       const ax = axes();
       if (!ax) return;
       const rect = gd.getBoundingClientRect();
@@ -1423,6 +1476,14 @@
     get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
     get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
     play, pause, stepBy, resetAnim, setStart,
+    async exportCanvas() { // the PNG export's canvas: its legend and the colours under its swatches
+      const c = await pngCanvas();
+      if (!c) return null;
+      const L = JSON.parse(c.dataset.legend || "null");
+      const ctx = c.getContext("2d");
+      const colors = L ? L.swatches.map(([x, y]) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3))) : [];
+      return { legend: L && L.texts, colors, width: c.width };
+    },
     setSpeed(v) { A.speed = v; showSpeed(); },
     toData(x, y) { const ax = axes(); return ax ? [ax.ix(x), ax.iy(y)] : null; },
     toPixel(x, y) { const ax = axes(); return ax ? [ax.x(x), ax.y(y)] : null; },
