@@ -19,6 +19,7 @@
   const LOG_HP = { lr: [-5, 1], eps: [-12, 0], max_lr: [-5, 1] };
   const UNIT_HP = new Set(["momentum", "dampening", "alpha"]);
   const TRAIL = 24; // steps of the bright fading trail
+  const BALL_R = 8; // px: the balls' radius on the 2-D plot
   const GRID = 200; // surface grid per axis
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...kids) => {
@@ -53,6 +54,21 @@
     return d;
   }
 
+  // at most one call per ms, the first at once and the last one after the burst (a dragged slider
+  // redraws the paths while it moves, and its final value is always run)
+  function throttle(fn, ms) {
+    let last = -Infinity, t = null, pending = null;
+    const fire = () => { t = null; last = performance.now(); const a = pending; pending = null; fn(...a); };
+    const d = (...args) => {
+      pending = args;
+      if (t) return;
+      const wait = last + ms - performance.now();
+      if (wait <= 0) fire(); else t = setTimeout(fire, wait);
+    };
+    d.now = (...args) => { clearTimeout(t); t = null; pending = args; fire(); };
+    return d;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // state
   // ---------------------------------------------------------------------------------------------
@@ -60,7 +76,7 @@
   const S = {
     landscape: null, expr: "", params: {},
     opts: [], start: null, steps: 200, tol: 1e-6,
-    schedule: null, view3d: false, step: 0, lesson: null,
+    schedule: null, view3d: false, step: 0, lesson: null, arrows: false,
   };
   const D = { surface: null, runs: null, analysis: null, surfaceKey: null, exprStatus: null };
   const A = { playing: false, t: 0, speed: 40, last: 0, frames: [], fps: 0, maxLen: 1 };
@@ -136,6 +152,7 @@
     if (S.tol !== 1e-6) q.set("t", String(S.tol));
     if (S.schedule) q.set("sc", JSON.stringify(S.schedule));
     if (S.view3d) q.set("v", "3d");
+    if (S.arrows) q.set("arrows", "1");
     const k = Math.floor(A.t);
     if (k > 0) q.set("k", String(k));
     if (S.lesson) q.set("lesson", S.lesson);
@@ -177,6 +194,7 @@
     const sc = q.has("sc") ? tryJSON(q.get("sc"), null) : null;
     out.schedule = sc && schedMeta(sc.name) ? { name: sc.name, params: sc.params || {} } : null;
     out.view3d = q.get("v") === "3d";
+    out.arrows = q.get("arrows") === "1";
     out.step = Math.max(parseInt(q.get("k") || "0", 10) || 0, 0);
     out.lesson = q.get("lesson") || null;
     Object.assign(S, out);
@@ -242,14 +260,29 @@
       const inp = el("input", { type: "range", id, min: logRange[0], max: logRange[1], step: "0.01",
         "aria-valuetext": fmt(v) });
       inp.value = String(v > 0 ? Math.log10(v) : logRange[0]);
-      out.textContent = fmt(v);
+      // a box to type an exact value beside the log slider
+      const lo = spec.low ?? 0, hi = spec.high ?? Infinity;
+      const box = el("input", { type: "number", class: "hp-exact", step: "any", "aria-label": `${name} value`,
+        min: spec.low != null ? String(spec.low) : undefined, max: Number.isFinite(hi) ? String(hi) : undefined });
+      box.value = String(v);
       inp.addEventListener("input", () => {
         const nv = round3(10 ** Number(inp.value));
-        out.textContent = fmt(nv);
+        box.value = String(nv);
+        box.classList.remove("invalid");
         inp.setAttribute("aria-valuetext", fmt(nv));
         setVal(nv);
       });
-      row.append(label, inp, out);
+      box.addEventListener("change", () => {
+        const nv = Number(box.value);
+        const ok = box.value !== "" && Number.isFinite(nv) && nv > lo && nv >= (spec.low ?? 0) && nv <= hi;
+        box.classList.toggle("invalid", !ok);
+        box.title = ok ? "" : `a number in (${fmt(lo)}, ${fmt(hi)}]`;
+        if (!ok) return;
+        inp.value = String(Math.log10(nv));
+        inp.setAttribute("aria-valuetext", fmt(nv));
+        setVal(nv);
+      });
+      row.append(label, inp, box);
       return row;
     }
     const unit = spec.kind === "real" && (UNIT_HP.has(base) || base.startsWith("betas"))
@@ -365,7 +398,12 @@
     pr.innerHTML = "";
     for (const p of META.presets) {
       pr.append(el("button", { type: "button", "data-preset": p.id, "aria-pressed": "false", title: p.summary || "",
-        text: p.title, onclick: () => applyPreset(p) }));
+        text: p.title, onclick: () => {
+          const done = applyPreset(p);
+          // on a narrow screen the lesson's picture is above the buttons: bring it into view
+          if (window.matchMedia("(max-width: 900px)").matches) $("plot-wrap").scrollIntoView({ block: "start" });
+          return done;
+        } }));
     }
 
     $("play").addEventListener("click", togglePlay);
@@ -376,6 +414,7 @@
     showSpeed();
     $("scrub").addEventListener("input", () => { pause(); A.t = Number($("scrub").value); frame(true); writeHash(); });
     $("view3d").addEventListener("change", () => { S.view3d = $("view3d").checked; drawPlot(); writeHash(); });
+    $("arrows").addEventListener("change", () => { S.arrows = $("arrows").checked; frame(true); writeHash(); });
     $("copy-link").addEventListener("click", copyLink);
     $("export-png").addEventListener("click", exportPNG);
     $("export-json").addEventListener("click", exportJSON);
@@ -413,7 +452,7 @@
   }
 
   let paramsFor = null;
-  const paramChanged = debounce(() => { S.lesson = null; afterProblemChange(); }, 150);
+  const paramChanged = throttle(() => { S.lesson = null; afterProblemChange(); }, 120);
   function renderLandscapeParams() {
     const lm = landscapeMeta();
     const key = lm ? lm.name + JSON.stringify(S.params) : null;
@@ -595,7 +634,7 @@
       if (seq === runSeq) showError(err.message);
     }
   }
-  const requestRun = debounce(() => { writeHash(); runNow(); requestPreview(); }, 100);
+  const requestRun = throttle(() => { writeHash(); runNow(); requestPreview(); }, 100);
 
   async function analyze() {
     const s = currentStart();
@@ -926,6 +965,66 @@
     return dim() === 1 ? [p[0], r.loss[i]] : p;
   }
 
+  // the gradient at a point, by central differences on the sampled landscape (the grid the contours
+  // are drawn from): its direction and relative size, which is what the arrow shows
+  function gridGradient(p) {
+    const sf = D.surface;
+    if (!sf || sf.dim !== 2) return null;
+    const nx = sf.x.length, ny = sf.y.length;
+    const fi = (p[0] - sf.x[0]) / (sf.x[nx - 1] - sf.x[0]) * (nx - 1);
+    const fj = (p[1] - sf.y[0]) / (sf.y[ny - 1] - sf.y[0]) * (ny - 1);
+    const i = Math.min(Math.max(Math.round(fi), 1), nx - 2), j = Math.min(Math.max(Math.round(fj), 1), ny - 2);
+    if (!(fi >= 0 && fi <= nx - 1 && fj >= 0 && fj <= ny - 1)) return null;
+    const z = sf.z;
+    const a = z[j][i + 1], b = z[j][i - 1], c = z[j + 1][i], d = z[j - 1][i];
+    if ([a, b, c, d].some((v) => v === null || !Number.isFinite(v))) return null;
+    return [(a - b) / (sf.x[i + 1] - sf.x[i - 1]), (c - d) / (sf.y[j + 1] - sf.y[j - 1])];
+  }
+  function arrow(ctx, x0, y0, x1, y1, color, dash) {
+    const len = Math.hypot(x1 - x0, y1 - y0);
+    if (!(len > 2)) return false;
+    const ux = (x1 - x0) / len, uy = (y1 - y0) / len, h = Math.min(9, len / 2);
+    ctx.save();
+    ctx.setLineDash(dash || []);
+    ctx.lineWidth = 2.5; ctx.strokeStyle = color; ctx.fillStyle = color;
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1 - ux * h * 0.8, y1 - uy * h * 0.8); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.beginPath(); ctx.moveTo(x1, y1);
+    ctx.lineTo(x1 - ux * h - uy * h * 0.5, y1 - uy * h + ux * h * 0.5);
+    ctx.lineTo(x1 - ux * h + uy * h * 0.5, y1 - uy * h - ux * h * 0.5);
+    ctx.closePath(); ctx.fill();
+    ctx.restore();
+    return true;
+  }
+  // at the current ball: −gradient (grey, scaled to 60 px), the step taken (the run's colour) and,
+  // for momentum methods, the previous step carried over (the velocity, dashed)
+  function drawArrows(ctx, r, kk, bx, by, ax) {
+    const n = r.trajectory.length;
+    const p = pointOf(r, kk);
+    const drawn = G.arrows;
+    const g = gridGradient(p);
+    if (g) {
+      const gx = ax.x(p[0] - g[0]) - ax.x(p[0]), gy = ax.y(p[1] - g[1]) - ax.y(p[1]);
+      const gl = Math.hypot(gx, gy);
+      if (gl > 0 && arrow(ctx, bx, by, bx + gx / gl * 60, by + gy / gl * 60, "#111", null)) drawn.push("gradient");
+    }
+    if (kk < n - 1) {
+      const q = pointOf(r, kk + 1);
+      if (arrow(ctx, bx, by, ax.x(q[0]), ax.y(q[1]), r.color, null)) drawn.push("step");
+    }
+    // heavy ball: x_{k+1} − x_k = −η_k(β b_{k−1} + g_k) and x_k − x_{k−1} = −η_{k−1} b_{k−1}, so the
+    // velocity's share of the step is β·η_k/η_{k−1}·(x_k − x_{k−1})
+    const hp = r.hyperparams || {};
+    // (the seeds' `momentum` form v ← γv + η∇f, θ ← θ − v carries γ·(x_k − x_{k−1}) over)
+    const heavy = (r.optimizer === "sgd" || r.optimizer === "momentum") && hp.momentum > 0;
+    if (heavy && kk > 0) {
+      const o = pointOf(r, kk - 1);
+      const f = r.optimizer === "momentum" ? hp.momentum
+        : hp.momentum * ((r.lr[kk] ?? 1) / (r.lr[kk - 1] || 1)) * (1 - (hp.dampening || 0));
+      const vx = f * (ax.x(p[0]) - ax.x(o[0])), vy = f * (ax.y(p[1]) - ax.y(o[1]));
+      if (arrow(ctx, bx, by, bx + vx, by + vy, r.color, [5, 4])) drawn.push("velocity");
+    }
+  }
   function drawOverlay(k, frac) {
     const canvas = $("overlay");
     const ctx = sizeCanvas(canvas, $("plot"));
@@ -937,6 +1036,7 @@
     ctx.clip();
     const runs = D.runs ? D.runs.runs : [];
     G.balls = [];
+    G.arrows = [];
     runs.forEach((r) => {
       const n = r.trajectory.length;
       if (!n) return;
@@ -981,15 +1081,24 @@
       bx = Math.min(Math.max(bx, bx0 + 4), bx0 + bw - 4);
       by = Math.min(Math.max(by, by0 + 4), by0 + bh - 4);
       const stopped = kk >= n - 1 && k >= r.stopped_at;
-      G.balls.push({ x: bx, y: by, crossed: stopped && r.status === "diverged" });
+      if (S.arrows && !stopped) drawArrows(ctx, r, kk, bx, by, ax);
+      // balls that sit on one another: each later one is drawn as a ring around the earlier ones
+      const under = G.balls.filter((b) => Math.hypot(b.x - bx, b.y - by) < 6).length;
+      const rad = BALL_R + under * 5;
+      G.balls.push({ x: bx, y: by, r: rad, crossed: stopped && r.status === "diverged" });
       if (stopped && r.status === "diverged") {
-        ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, bx, by, 8);
-        ctx.strokeStyle = r.color; ctx.lineWidth = 3.5; crossAt(ctx, bx, by, 8);
+        ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, bx, by, rad + 1);
+        ctx.strokeStyle = r.color; ctx.lineWidth = 3.5; crossAt(ctx, bx, by, rad + 1);
+      } else if (under) {
+        ctx.beginPath();
+        ctx.arc(bx, by, rad, 0, 2 * Math.PI);
+        ctx.lineWidth = 6; ctx.strokeStyle = "#ffffff"; ctx.stroke();
+        ctx.lineWidth = 3.5; ctx.strokeStyle = r.color; ctx.stroke();
       } else {
         ctx.beginPath();
-        ctx.arc(bx, by, 6.5, 0, 2 * Math.PI);
+        ctx.arc(bx, by, rad, 0, 2 * Math.PI);
         ctx.fillStyle = r.color; ctx.fill();
-        ctx.lineWidth = 2; ctx.strokeStyle = "#ffffff"; ctx.stroke();
+        ctx.lineWidth = 2.5; ctx.strokeStyle = "#ffffff"; ctx.stroke();
       }
     });
     // the start point
@@ -1472,6 +1581,7 @@
     get lastRunMs() { return G.lastRunMs; },
     get marks() { return G.marks.slice(); },
     get balls() { return (G.balls || []).map((b) => ({ ...b })); },
+    get arrows() { return (G.arrows || []).slice(); },
     get view() { return plotKind; },
     get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
     get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
