@@ -290,3 +290,122 @@ def test_phone_width_double_well_lesson(browser, server):
     assert "converged at step 1" in texts[2] and "max steps" in texts[0]
     assert lab.js("window.gdlab.runs.runs[2].trajectory.at(-1)[0]") == 0.0
     lab.close()
+
+
+def test_first_user_bugs_stay_fixed(browser, server):
+    """What a first-time user hit (issue 13's bug list), on one page: parameter sliders span their
+    declared ranges (κ on a log scale, with a box for an exact value), lr sliders speak their value and
+    their optimizer, Plotly's toolbar and a pan never move the start, a lesson keeps the 3-D view, the
+    status lines are not live regions, a 1-D landscape has no y box, the exported PNG has a legend."""
+    lab = Page(browser, server, width=1400, height=900)
+    page = lab.page
+
+    # the quadratic's κ: a log slider over its whole declared range [1, 1e8], and an exact value box
+    page.select_option("#landscape", "quadratic")
+    page.wait_for_function("window.gdlab.state.landscape === 'quadratic'")
+    lab.settle()
+    kappa = page.locator('#landscape-params [data-hp="condition"] input[type="range"]')
+    assert (kappa.get_attribute("min"), kappa.get_attribute("max")) == ("0", "8")
+    assert kappa.input_value() == "1"  # log10 of the default 10
+    kappa.fill("2")
+    page.wait_for_function("window.gdlab.state.params.condition === 100")
+    box = page.locator('#landscape-params [data-hp="condition"] input.exact')
+    box.fill("31415")
+    box.dispatch_event("change")
+    page.wait_for_function("window.gdlab.state.params.condition === 31415")
+    angle = page.locator('#landscape-params [data-hp="angle"] input[type="range"]')
+    assert (angle.get_attribute("min"), angle.get_attribute("max")) == ("-360", "360")
+    angle.fill("-200")
+    page.wait_for_function("window.gdlab.state.params.angle === -200")
+    lab.settle()
+
+    # two_wells' depths reach their defaults (2 and 1.2) and the top of their range (10)
+    page.select_option("#landscape", "two_wells")
+    page.wait_for_function("window.gdlab.state.landscape === 'two_wells'")
+    lab.settle()
+    depth = page.locator('#landscape-params [data-hp="depth_a"] input[type="range"]')
+    assert depth.get_attribute("max") == "10" and float(depth.input_value()) == 2.0
+    depth.fill("10")
+    page.wait_for_function("window.gdlab.state.params.depth_a === 10")
+    lab.settle()
+
+    # a schedule factor can return to 1
+    page.select_option("#schedule", "linear")
+    page.wait_for_function("window.gdlab.state.schedule && window.gdlab.state.schedule.name === 'linear'")
+    end = page.locator('#schedule-params [data-hp="end_factor"] input[type="range"]')
+    assert end.get_attribute("max") == "1"
+    end.fill("0.5")
+    end.fill("1")
+    page.wait_for_function("(window.gdlab.state.schedule.params || {}).end_factor === undefined"
+                           " || window.gdlab.state.schedule.params.end_factor === 1")
+    page.select_option("#schedule", "")
+    lab.settle()
+
+    # lr sliders: named with their optimizer, their value spoken (not the log position)
+    name0 = lab.state()["opts"][0]["name"]
+    lr = page.locator('#opt-list .opt-card[data-index="0"] [data-hp="lr"] input[type="range"]')
+    assert lr.get_attribute("aria-label") == f"{name0} learning rate"
+    lr.fill("-2")
+    page.wait_for_function("window.gdlab.state.opts[0].hp.lr === 0.01")
+    assert lr.get_attribute("aria-valuetext") == "0.01"
+    lab.settle()
+
+    # the toolbar and a pan do not move the start; a plain click does
+    start = lab.state()["start"]
+    plot = page.locator("#plot").bounding_box()
+    page.hover("#plot")
+    titles = page.locator("#plot .modebar-btn").evaluate_all("(bs) => bs.map((b) => b.dataset.title)")
+    assert not any("Cloud" in t or "Chart Studio" in t for t in titles), titles  # offline: nothing to send
+    for title in ("Zoom", "Zoom in", "Zoom out", "Autoscale", "Reset axes", "Pan"):
+        page.locator(f'#plot .modebar-btn[data-title="{title}"]').click()
+    page.wait_for_timeout(300)
+    assert lab.state()["start"] == start
+    cx, cy = plot["x"] + plot["width"] * 0.5, plot["y"] + plot["height"] * 0.5
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    assert lab.state()["start"] == start
+    lab.settle()
+
+    # statuses: no live region rewritten every frame; announcements only when a status changes
+    assert page.locator(".opt-status[aria-live]").count() == 0
+    lab.js("""window.__said = 0; document.querySelectorAll('[id^="opt-announce-"]').forEach((n) =>
+        new MutationObserver(() => { window.__said += 1; }).observe(n, {childList: true, characterData: true,
+                                                                      subtree: true}))""")
+    lab.js("window.gdlab.resetAnim(); window.gdlab.setSpeed(300)")
+    page.click("#play")
+    page.wait_for_function("!window.gdlab.playing", timeout=30_000)
+    frames = lab.js("window.gdlab.step")
+    said = lab.js("window.__said")
+    assert frames > 20 and said <= 2 * len(lab.state()["opts"]), (frames, said)
+
+    # the PNG has a legend: a white box at its top left with each optimizer's colour
+    with page.expect_download() as png:
+        page.click("#export-png")
+    from PIL import Image  # matplotlib's dependency
+
+    image = Image.open(png.value.path()).convert("RGB")
+    colour = lab.state()["opts"][0]["color"]
+    want = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    got = image.getpixel((2 * (60 + 14), 2 * (12 + 4 + 9)))
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 40, (got, want)
+
+    # a lesson keeps the 3-D view
+    page.click("#view3d")
+    page.wait_for_function("window.gdlab.view === 'surface'", timeout=30_000)
+    page.locator("#presets button").first.click()
+    page.wait_for_timeout(300)
+    lab.settle()
+    page.wait_for_function("window.gdlab.view === 'surface'", timeout=30_000)
+    assert lab.state()["view3d"] is True
+    page.click("#view3d")
+    page.wait_for_function("window.gdlab.view === 'contour'", timeout=30_000)
+
+    # a 1-D landscape has no y box
+    page.select_option("#landscape", "double_well")
+    page.wait_for_function("window.gdlab.surface && window.gdlab.surface.dim === 1")
+    lab.settle()
+    assert not page.locator("#start-y").is_visible()
+    lab.close()

@@ -17,7 +17,32 @@
     "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#000080", "#808000"];
   const PRIMARY_HP = new Set(["lr", "momentum", "betas", "max_lr", "alpha", "rho", "lr_decay", "nesterov"]);
   const LOG_HP = { lr: [-5, 1], eps: [-12, 0], max_lr: [-5, 1] };
-  const UNIT_HP = new Set(["momentum", "dampening", "alpha"]);
+  // factors in [0, 1) without a declared upper bound: their slider stops just short of 1
+  const UNIT_HP = { momentum: 0.999, alpha: 0.999, dampening: 1 };
+  const HP_WORDS = { lr: "learning rate", max_lr: "maximum learning rate", eps: "epsilon", momentum: "momentum",
+    weight_decay: "weight decay", condition: "condition number" };
+
+  // The slider of a real parameter: [low, high, log] on its declared range (a log scale when the
+  // range spans three decades or more), the conventional span of lr and ε, or null for a number box.
+  function sliderSpan(spec, base) {
+    if (LOG_HP[base]) return [...LOG_HP[base], true];
+    if (base.startsWith("betas")) return [spec.low ?? 0, 0.9999, false];
+    const lo = spec.low ?? 0;
+    let hi = spec.high;
+    if (hi == null || !Number.isFinite(hi)) {
+      if (!(base in UNIT_HP)) return null;
+      hi = UNIT_HP[base];
+    } else if (spec.high_open) {
+      hi = hi - (hi - lo) / 1000;
+    }
+    if (lo > 0 && hi / lo >= 1000) return [Math.log10(lo), Math.log10(hi), true];
+    return [lo, hi, false];
+  }
+  function rangeText(spec) {
+    const lo = spec.low == null ? "(-inf" : `${spec.low_open ? "(" : "["}${spec.low}`;
+    const hi = spec.high == null ? "inf)" : `${spec.high}${spec.high_open ? ")" : "]"}`;
+    return `${lo}, ${hi}`;
+  }
   const TRAIL = 24; // steps of the bright fading trail
   const GRID = 200; // surface grid per axis
   const $ = (id) => document.getElementById(id);
@@ -46,6 +71,20 @@
   const maxOf = (arr) => arr.reduce((a, b) => (b > a ? b : a), -Infinity);
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const clone = (o) => JSON.parse(JSON.stringify(o));
+  // At most one call per ``ms`` while calls keep coming (the first at once, the last one always made):
+  // a dragged slider redraws the paths as it moves, not only when it stops.
+  function throttle(fn, ms) {
+    let last = -Infinity, t = null, pending = null;
+    const fire = () => { t = null; last = performance.now(); const args = pending; pending = null; fn(...args); };
+    const th = (...args) => {
+      pending = args;
+      if (t !== null) return;
+      const wait = Math.max(0, last + ms - performance.now());
+      t = setTimeout(fire, wait);
+    };
+    th.now = (...args) => { clearTimeout(t); pending = args; fire(); };
+    return th;
+  }
   function debounce(fn, ms) {
     let t = null;
     const d = (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
@@ -233,39 +272,48 @@
     }
     const base = name.replace(/\[\d\]$/, "");
     const out = el("output", { for: id });
-    const logRange = LOG_HP[base];
-    if (spec.kind === "real" && logRange && !(spec.optional && value == null)) {
+    const owner = typeof ctx === "number" && S.opts[ctx] ? `${S.opts[ctx].name} ` : "";
+    const spoken = `${owner}${HP_WORDS[base] || name}`;  // what a screen reader calls the control
+    const span = spec.kind === "real" && !(spec.optional && value == null) ? sliderSpan(spec, base) : null;
+    if (span) {
+      const [lo, hi, log] = span;
       const v = value == null ? spec.default : value;
-      const inp = el("input", { type: "range", id, min: logRange[0], max: logRange[1], step: "0.01",
-        "aria-valuetext": fmt(v) });
-      inp.value = String(v > 0 ? Math.log10(v) : logRange[0]);
+      const toPos = (x) => (log ? (x > 0 ? Math.log10(x) : lo) : x);
+      const fromPos = (p) => (log ? round3(10 ** p) : Number(p.toPrecision(6)));
+      const inp = el("input", { type: "range", id, min: lo, max: hi, step: log ? "0.01" : "any",
+        "aria-label": spoken, "aria-valuetext": fmt(v) });
+      inp.value = String(toPos(v));
       out.textContent = fmt(v);
+      const show = (nv) => { out.textContent = fmt(nv); inp.setAttribute("aria-valuetext", fmt(nv)); };
       inp.addEventListener("input", () => {
-        const nv = round3(10 ** Number(inp.value));
-        out.textContent = fmt(nv);
-        inp.setAttribute("aria-valuetext", fmt(nv));
+        const nv = fromPos(Number(inp.value));
+        show(nv);
+        if (box) box.value = String(nv);
         setVal(nv);
       });
+      let box = null;
+      if (log) {  // a log slider also takes an exact value, typed
+        box = el("input", { type: "number", class: "exact", step: "any", "aria-label": `${spoken}, exact value` });
+        if (spec.low != null) box.min = String(spec.low);
+        if (spec.high != null) box.max = String(spec.high);
+        box.value = String(v);
+        box.addEventListener("change", () => {
+          const nv = Number(box.value);
+          const okLow = spec.low == null || (spec.low_open ? nv > spec.low : nv >= spec.low);
+          const okHigh = spec.high == null || (spec.high_open ? nv < spec.high : nv <= spec.high);
+          if (box.value === "" || !Number.isFinite(nv) || !okLow || !okHigh) {
+            box.setCustomValidity(`${name} must be in ${rangeText(spec)}`);
+            box.reportValidity();
+            return;
+          }
+          box.setCustomValidity("");
+          inp.value = String(toPos(nv));
+          show(nv);
+          setVal(nv);
+        });
+      }
       row.append(label, inp, out);
-      return row;
-    }
-    const unit = spec.kind === "real" && (UNIT_HP.has(base) || base.startsWith("betas"))
-      || (spec.kind === "real" && spec.low != null && spec.high != null && Number.isFinite(spec.low)
-        && Number.isFinite(spec.high));
-    if (unit) {
-      const lo = spec.low ?? 0;
-      const hi = base.startsWith("betas") ? 0.9999 : (spec.high != null ? Math.min(spec.high, 0.999) : 0.999);
-      const step = base.startsWith("betas") ? 0.0001 : (hi - lo) / 1000;
-      const v = value == null ? spec.default : value;
-      const inp = el("input", { type: "range", id, min: lo, max: hi, step: String(step) });
-      inp.value = String(v);
-      out.textContent = fmt(v);
-      inp.addEventListener("input", () => {
-        const nv = Number(Number(inp.value).toPrecision(6));
-        out.textContent = fmt(nv);
-        setVal(nv);
-      });
-      row.append(label, inp, out);
+      if (box) row.append(box);
       return row;
     }
     // numbers: real or int, possibly optional (empty = not set)
@@ -477,7 +525,9 @@
       remove.disabled = S.opts.length <= 1;
       remove.addEventListener("click", () => { S.opts.splice(i, 1); S.lesson = null; renderOptimizers(); requestRun(); });
       card.append(el("div", { class: "opt-head" }, colour, sel, remove));
-      card.append(el("p", { class: "opt-status", id: `opt-status-${i}`, "aria-live": "polite" }));
+      card.append(el("p", { class: "opt-status", id: `opt-status-${i}` }));
+      // announced only when a run's status changes (the line above changes every frame while playing)
+      card.append(el("p", { class: "sr-only", id: `opt-announce-${i}`, "aria-live": "polite" }));
       card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
       const grid = el("div", { class: "hp-grid" });
       const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
@@ -587,7 +637,7 @@
       if (seq === runSeq) showError(err.message);
     }
   }
-  const requestRun = debounce(() => { writeHash(); runNow(); requestPreview(); }, 100);
+  const requestRun = throttle(() => { writeHash(); runNow(); requestPreview(); }, 50);
 
   async function analyze() {
     const s = currentStart();
@@ -710,6 +760,9 @@
       const loss = r.loss[Math.min(k, r.loss.length - 1)];
       const full = `${txt} · f = ${fmt(loss)}`;
       if (p.textContent !== full) p.textContent = full;
+      const news = `${o.name}: ${done ? txt : "running"}`;
+      const said = $(`opt-announce-${i}`);
+      if (said && said.textContent !== news) said.textContent = news;
       const cls = "opt-status" + (done ? " " + r.status : "");
       if (p.className !== cls) p.className = cls;
       p.title = r.reason || "";
@@ -876,7 +929,8 @@
     layout.paper_bgcolor = "#ffffff";
     layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
     $("overlay").hidden = three;
-    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"] });
+    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
+      modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d", "sendDataToCloud"] });
     hookOnce(gd, hookPlot);
     frame(true);
   }
@@ -1191,7 +1245,7 @@
     S.steps = st.steps || 200;
     S.tol = st.tol ?? 1e-6;
     S.schedule = st.schedule || null;
-    S.view3d = !!st.view3d;
+    if (st.view3d !== undefined) S.view3d = !!st.view3d;  // a lesson keeps the view the user chose
     S.lesson = p.id;
     A.t = 0;
     if (!S.landscape) $("expr").value = S.expr;
@@ -1232,15 +1286,47 @@
     if (!P || !gd.data) return;
     const w = gd.clientWidth, h = gd.clientHeight;
     const url = await P.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
-    if (plotKind === "surface") { download("gdlab.png", url); return; }
     const img = new Image();
     await new Promise((res, rej) => { img.onload = res; img.onerror = rej; img.src = url; });
     const c = document.createElement("canvas");
     c.width = w * 2; c.height = h * 2;
     const ctx = c.getContext("2d");
     ctx.drawImage(img, 0, 0, c.width, c.height);
-    ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
+    if (plotKind !== "surface") ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
+    drawLegend(ctx, 2);
     download("gdlab.png", c.toDataURL("image/png"));
+  }
+  // The runs' legend (colour, optimizer, its status) in the top-left corner of an exported image.
+  function legendEntries() {
+    return S.opts.map((o, i) => {
+      const r = D.runs && D.runs.runs[i];
+      const lr = lrOf(o);
+      return { color: o.color, text: `${o.name} (lr ${fmt(lr)})${r ? " · " + statusText(r, Math.floor(A.t)) : ""}` };
+    });
+  }
+  function drawLegend(ctx, scale) {
+    const entries = legendEntries();
+    if (!entries.length) return;
+    ctx.save();
+    ctx.scale(scale, scale);
+    ctx.font = "12px system-ui, sans-serif";
+    const width = Math.max(...entries.map((e) => ctx.measureText(e.text).width)) + 34;
+    const x0 = 60, y0 = 12, lh = 18;
+    ctx.fillStyle = "rgba(255, 255, 255, 0.88)";
+    ctx.strokeStyle = "#888";
+    ctx.fillRect(x0, y0, width, entries.length * lh + 8);
+    ctx.strokeRect(x0, y0, width, entries.length * lh + 8);
+    entries.forEach((e, k) => {
+      const y = y0 + 4 + k * lh + lh / 2;
+      ctx.fillStyle = e.color;
+      ctx.beginPath();
+      ctx.arc(x0 + 14, y, 5, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.fillStyle = "#111";
+      ctx.textBaseline = "middle";
+      ctx.fillText(e.text, x0 + 26, y);
+    });
+    ctx.restore();
   }
   function exportJSON() {
     const payload = { gdlab: META.version, url: location.href, state: snapshot(), runs: D.runs, analysis: D.analysis };
@@ -1257,8 +1343,12 @@
   // click on the plot: set the start point
   function installClick() {
     const gd = $("plot");
+    let down = null;
+    gd.addEventListener("pointerdown", (e) => { down = [e.clientX, e.clientY]; }, true);
     gd.addEventListener("click", (e) => {
       if (plotKind === "surface") return;
+      if (e.target.closest && e.target.closest(".modebar, .modebar-container")) return;
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 4) return;  // the end of a pan or zoom
       const ax = axes();
       if (!ax) return;
       const rect = gd.getBoundingClientRect();
