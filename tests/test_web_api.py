@@ -116,10 +116,11 @@ def test_openapi_describes_every_endpoint(client):
     spec = strict(client.get("/openapi.json"))
     paths = spec["paths"]
     assert "get" in paths["/api/meta"]
-    for p in ("/api/surface", "/api/run", "/api/analyze", "/api/validate-expr", "/api/schedule"):
+    for p in ("/api/surface", "/api/run", "/api/analyze", "/api/validate-expr", "/api/schedule", "/api/rates",
+              "/api/ratemap"):
         assert "post" in paths[p], p
-    for page in ("/docs", "/redoc"):  # FastAPI's pages load scripts from a CDN: not served (offline)
-        assert client.get(page).status_code == 404
+    assert client.get("/docs").status_code == 200  # the vendored Swagger UI (tests/test_web_lab2.py)
+    assert client.get("/redoc").status_code == 404  # ReDoc is not vendored: not served (offline)
 
 
 def test_unknown_path_is_a_json_404(client):
@@ -143,7 +144,8 @@ def test_meta_lists_everything_the_page_needs(client):
     dw = next(entry for entry in meta["landscapes"] if entry["name"] == "double_well")
     assert dw["dim"] == 1 and len(dw["minima"]) == 2
     assert meta["limits"] == {"max_steps": 10_000, "max_optimizers": 12, "max_grid": 400, "min_grid": 2,
-                              "max_expr_chars": 200, "max_label_chars": 40}
+                              "max_expr_chars": 200, "max_label_chars": 40, "max_ratemap_n": 100,
+                              "max_ratemap_steps": 1000, "max_noise_batch": 1_000_000, "max_noise_seed": 2**31 - 1}
     assert {p["id"] for p in meta["presets"]} == {p["id"] for p in PRESETS}
     assert meta["default_preset"] in {p["id"] for p in PRESETS}
 

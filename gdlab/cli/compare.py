@@ -50,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=100, help=f"steps per run, 1..{o.MAX_STEPS} (default 100)")
     p.add_argument("--tol", type=float, help="stop a run when its gradient norm falls below T")
     p.add_argument("--target", type=float, help="stop a run when its loss falls below T")
+    o.add_noise_argument(p)
     p.add_argument("--every", type=int, help="also print the loss every K steps (epochs for --problem)")
     p.add_argument("--at", metavar="S1,S2,...", help="also print the loss after these step counts")
     p.add_argument("--epochs", type=int, default=10, help="epochs per run with --problem (default 10)")
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.every is not None and args.at is not None:
         raise o.usage("give --every or --at, not both")
     pictures = plotting.plot_request(args)
+    noise = o.parse_noise(args.noise)
+    if args.problem and noise is not None:
+        raise o.usage("--noise applies to landscapes and expressions; a --problem's gradients come from its batches")
     if args.problem:
         pictures.refuse_animation("applies to landscapes; with --problem, --plot draws the loss per epoch")
         return _run_problem(args, pictures)
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     pictures.check_objective(objective)
     start = o.start_point(args, objective)
     run_specs = [RunSpec(s.optimizer, s.hyperparams, s.schedule, s.schedule_params, s.label) for s in specs]
-    results = compare(objective, run_specs, start, steps, tol=tol, target=args.target)
+    results = compare(objective, run_specs, start, steps, tol=tol, target=args.target, noise=noise)
     report_tol = tol if tol is not None else REPORT_TOL
     rows = []
     for res in results:

@@ -162,6 +162,24 @@ def parse_list(text: str, option: str) -> list[float]:
 # ------------------------------------------------------------------------------------------------
 # limits
 # ------------------------------------------------------------------------------------------------
+def parse_noise(text: str | None, option: str = "--noise") -> Any:
+    """The :class:`~gdlab.core.noise.Noise` of ``SIGMA[,B[,SEED]]`` or ``sigma=S,batch=B,seed=N`` (None: no noise)."""
+    if text is None:
+        return None
+    from gdlab.core.noise import Noise
+
+    try:
+        return Noise.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise usage(f"{option}: {exc}") from None
+
+
+def add_noise_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noise", metavar="SIGMA[,B[,SEED]]",
+                   help="stochastic gradients: add (SIGMA/sqrt(B))*N(0, I) noise to every gradient, drawn from "
+                        "SEED (default B=1, SEED=0); also sigma=S,batch=B,seed=N")
+
+
 def check_steps(steps: int, option: str = "--steps", low: int = 1) -> int:
     if not low <= steps <= MAX_STEPS:
         raise usage(f"{option} must be between {low} and {MAX_STEPS}, got {steps}")

@@ -2,7 +2,8 @@
 
 ``gdlab run --landscape NAME [--landscape-set k=v ...] | --expr "EXPR" --optimizer NAME [--set k=v ...]
 [--start X[,Y]] [--steps N] [--schedule NAME [--schedule-set k=v ...]] [--tol T] [--target T]
-[--every K] [--json] [--plot FILE [--surface]] [--animate FILE [--frames N] [--fps F]] [--plot-size WxH]``
+[--noise SIGMA[,B[,SEED]]] [--every K] [--json]
+[--plot FILE [--surface]] [--animate FILE [--frames N] [--fps F]] [--plot-size WxH]``
 
 ``--json`` prints one object: the :class:`~gdlab.engine.result.RunResult` fields (``trajectory``
 start first; ``loss[i]`` and ``grad_norm[i]`` belong to ``trajectory[i]``; ``lr[i]`` moved point i
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_schedule_arguments(p)
     p.add_argument("--tol", type=float, help="stop (converged) when the gradient norm falls below T")
     p.add_argument("--target", type=float, help="stop (converged) when the loss falls below T")
+    o.add_noise_argument(p)
     p.add_argument("--every", type=int, help="print the trajectory every K steps (text output)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     plotting.add_plot_arguments(p, animation=True, surface=True)
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     steps = o.check_steps(args.steps)
     tol = o.check_tol(args.tol)
+    noise = o.parse_noise(args.noise)
     if args.every is not None and args.every < 1:
         raise o.usage(f"--every must be >= 1, got {args.every}")
     pictures = plotting.plot_request(args)
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     optimizer, _ = o.build_optimizer(args.optimizer, args.set)
     schedule = o.build_schedule(args.schedule, args.schedule_set)
     start = o.start_point(args, objective)
-    res = run_single(objective, optimizer, start, steps=steps, schedule=schedule, tol=tol, target=args.target)
+    res = run_single(objective, optimizer, start, steps=steps, schedule=schedule, tol=tol, target=args.target,
+                     noise=noise)
     near = nearest_known_minimum(objective, res.final_point)
     pictures.landscape(objective, [res], plotting.landscape_title(info, start, steps))
     if args.json:
@@ -114,6 +118,10 @@ def summary(res: RunResult, info: dict[str, Any], start: np.ndarray, steps: int,
     if res.schedule:
         sp = res.extra.get("schedule_params", {})
         lines.append(f"schedule   {res.schedule} {o.fmt_hyper(sp)}".rstrip())
+    if res.extra.get("noise"):
+        nz = res.extra["noise"]
+        lines.append(f"noise      sigma={o.fmt_num(nz['sigma'])} batch={nz['batch_size']} seed={nz['seed']} "
+                     "(gradient noise sigma/sqrt(batch))")
     lines += [
         f"start      {o.fmt_point(start)}   steps {steps}",
         f"status     {status_text(res)}",

@@ -67,6 +67,26 @@ class Limits:
     #: Size of the lab's meta answer (one entry) that the server keeps.
     max_lab_cached_meta_bytes: int = 4 * 2**20
 
+    # -- stochastic gradients (gdlab.core.noise) --
+    #: Standard deviation σ of one sample's gradient noise (far beyond any landscape's gradients).
+    max_noise_sigma: float = 1000.0
+    #: Batch size B of the noise model σ/√B.
+    max_noise_batch: int = 1_000_000
+    #: Seed of the noise (NumPy takes any non-negative integer; the lab's integers stop here).
+    max_noise_seed: int = 2**31 - 1
+
+    # -- convergence rates and the rate map (gdlab.engine.rates, the lab's /api/rates and /api/ratemap) --
+    #: Largest learning rate of a rate query or a rate map's range.
+    max_rate_lr: float = 1e6
+    #: Largest momentum of a rate query or a rate map's range (momentum 1 never converges).
+    max_rate_momentum: float = 0.9999
+    #: Grid points per axis of a rate map (n × n heavy-ball runs).
+    max_ratemap_n: int = 100
+    #: Steps of every run of a rate map.
+    max_ratemap_steps: int = 1000
+    #: Fewest steps of a rate map's runs (the measured rate needs a tail of points).
+    min_ratemap_steps: int = 10
+
     # -- saved optimizer states (gdlab.core.serialization.load_state) --
     #: Bytes of all the arrays of one saved optimizer state; a file declaring more is refused before
     #: any array is read. The engine's record budget: far beyond the state of any run it allows.

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.core.batching import run_absmax, run_squared_norm
+from gdlab.core.noise import Noise, NoisyGradient
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, state_is_finite
 from gdlab.core.stopping import (
@@ -37,7 +38,7 @@ class Cancelled(Exception):  # noqa: N818 (what happened, not an error of the ca
 
 def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *, steps: int, schedule: Any,
                   base_lr: Any, rules: StoppingRules, record: bool,
-                  cancel: Callable[[], bool] | None = None) -> Trajectories:
+                  cancel: Callable[[], bool] | None = None, noise: Noise | None = None) -> Trajectories:
     """Run every start of ``x0`` (shape ``batch + (d,)``) for at most ``steps`` steps.
 
     ``schedule`` (an object with ``init``, ``lr(step, base_lr, state)``, ``observe(state, loss)``
@@ -45,6 +46,10 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
     state)``; without one the optimizer's own rate ``base_lr`` applies (and is recorded).
     ``cancel``, when given, is asked before every step; when it answers True the run raises
     :class:`Cancelled`.
+
+    ``noise`` (:class:`~gdlab.core.noise.Noise`, σ > 0): at step ``t`` the optimizer sees every gradient
+    plus the step's draw ``(σ/√B)·ξ_t`` (zero for finished runs); the recorded gradient norms and the
+    stopping rules keep the true gradient.
     """
     batch = x0.shape[:-1]
     params = x0.copy()
@@ -88,6 +93,7 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
         if schedule is None:
             lr_rec[:] = np.broadcast_to(np.asarray(base_lr, dtype=np.float64), batch)
 
+    stream = None if noise is None or noise.is_off else noise.stream(params.shape)
     last = 0
     all_active = bool(active.all())
     for t in range(steps):
@@ -100,7 +106,14 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
         if lr_t is not None and not np.isfinite(lr_t).all():  # the runs whose rate overflowed take no step
             lr_bad = np.broadcast_to(~np.isfinite(lr_t), batch)
             lr_step = np.where(np.isfinite(lr_t), lr_t, 0.0)  # the others' rates as they are
-        new_params, state, refused = optimizer.step(objective, params, state, lr=lr_step, grad=g)
+        if stream is None:
+            new_params, state, refused = optimizer.step(objective, params, state, lr=lr_step, grad=g)
+        else:
+            e = stream.next_step()
+            if not all_active:
+                e = np.where(active[..., None], e, 0.0)
+            new_params, state, refused = optimizer.step(NoisyGradient(objective, e), params, state, lr=lr_step,
+                                                        grad=g + e)
         state_bad = ~state_is_finite(state, batch)
         f_new, g_new = objective.value_and_grad(new_params)
         f_new = np.broadcast_to(f_new, batch)

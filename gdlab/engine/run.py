@@ -41,13 +41,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from gdlab.core.batching import as_params, run_absmax
 from gdlab.core.limits import LIMITS
+from gdlab.core.noise import Noise
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.optimizers import make_optimizer
@@ -200,6 +201,7 @@ def run_batch(
     label: str = "",
     backend: str = "auto",
     cancel: Callable[[], bool] | None = None,
+    noise: Noise | None = None,
 ) -> BatchRecord:
     """Run ``optimizer`` on ``objective`` from every start at once; see the module docstring.
 
@@ -220,7 +222,15 @@ def run_batch(
     and between the runs of a looped optimizer; when it answers True the call raises
     :class:`Cancelled` (a server stops the work of a client that went away). A fused call, which
     takes milliseconds, is not interrupted once it has started.
+
+    ``noise``: stochastic gradients (:class:`~gdlab.core.noise.Noise`): the optimizer sees
+    ``∇f(x) + (σ/√B)·ξ_t`` with ξ_t drawn from the noise's seed, one ``batch + (d,)`` array per step.
+    Noisy runs always take the reference loop (the fused loop has no noise; ``backend="fused"`` with
+    σ > 0 raises ``ValueError``); σ = 0 is the noiseless run, bit for bit, on either path.
     """
+    if noise is not None and not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a gdlab.core.noise.Noise, got {type(noise).__name__}")
+    noisy = noise is not None and not noise.is_off
     if backend not in ("auto", "reference", "fused"):
         raise ValueError(f"backend must be 'auto', 'reference' or 'fused', got {backend!r}")
     steps = _check_steps(steps)
@@ -242,12 +252,14 @@ def run_batch(
         ) from None
     if cancel is not None and cancel():
         raise Cancelled("cancelled before the first step")
+    if noisy and backend == "fused":
+        raise ValueError("backend='fused' cannot run this: the fused loop has no gradient noise (sigma > 0)")
     if not takes_batches(optimizer) and batch:
         if backend == "fused":
             raise ValueError(f"backend='fused' cannot run this: optimizer {optimizer.name!r} takes one run at a time")
         return _run_looped(objective, optimizer, x0, batch, steps=steps, schedule=schedule, tol=tol,
                            target=target, bound=bound, blowup=blowup, blowup_floor=blowup_floor,
-                           record=record, label=label, cancel=cancel)
+                           record=record, label=label, cancel=cancel, noise=noise)
     size = math.prod(batch)
     if record and (steps + 1) * size * (x0.shape[-1] + 3) * 8 > LIMITS.max_record_bytes:
         raise ValueError(
@@ -261,7 +273,7 @@ def run_batch(
     rules = StoppingRules(tol=rules.tol, target=rules.target, blowup=rules.blowup, blowup_floor=rules.blowup_floor,
                           bound=default_bound(objective, x0) if bound is None else bound)
     result = None
-    if backend == "fused" or (backend == "auto" and fast_config.get_backend() != "reference"):
+    if not noisy and (backend == "fused" or (backend == "auto" and fast_config.get_backend() != "reference")):
         from gdlab.fast.trajectory import try_run  # imports numba: only when a run may be fused
 
         result = try_run(objective, optimizer, x0, batch, backend=backend, steps=steps, schedule=schedule,
@@ -269,7 +281,7 @@ def run_batch(
     if result is None:
         with np.errstate(all="ignore"):
             result = run_reference(objective, optimizer, x0, steps=steps, schedule=schedule, base_lr=base_lr,
-                                   rules=rules, record=record, cancel=cancel)
+                                   rules=rules, record=record, cancel=cancel, noise=noise if noisy else None)
     return assemble_record(optimizer, schedule, x0, batch, result, rules, steps=steps, label=label)
 
 
@@ -312,18 +324,22 @@ def assemble_record(optimizer: Optimizer, schedule: Any, x0: np.ndarray, batch: 
 def _run_looped(
     objective: Objective, optimizer: Optimizer, x0: np.ndarray, batch: tuple[int, ...], **kw: Any
 ) -> BatchRecord:
-    """Loop over runs (only for optimizer classes with ``batched = False``) and stack the records."""
+    """Loop over runs (only for optimizer classes with ``batched = False``) and stack the records.
+
+    With noise, run ``i`` (in C order) draws from seed ``seed + i`` (modulo the largest seed + 1)."""
     x0 = np.broadcast_to(x0, batch + x0.shape[-1:])
+    noise = kw.pop("noise", None)
     params = optimizer.get_params()
     schedule = kw.pop("schedule")
     sparams = schedule.get_params() if schedule is not None and hasattr(schedule, "get_params") else {}
     records = []
-    for idx in np.ndindex(batch):
+    for i, idx in enumerate(np.ndindex(batch)):
+        noise_i = None if noise is None else replace(noise, seed=(noise.seed + i) % (LIMITS.max_noise_seed + 1))
         opt_i = type(optimizer)(**{k: _pick(v, idx, batch) for k, v in params.items()})
         sched_i = schedule
         if schedule is not None and any(isinstance(v, np.ndarray) for v in sparams.values()):
             sched_i = type(schedule)(**{k: _pick(v, idx, batch) for k, v in sparams.items()})
-        records.append(run_batch(objective, opt_i, x0[idx], schedule=sched_i, **kw))
+        records.append(run_batch(objective, opt_i, x0[idx], schedule=sched_i, noise=noise_i, **kw))
     return _stack(records, optimizer, x0, batch, kw["record"])
 
 
@@ -442,11 +458,13 @@ def run_single(
     bound: float | None = None,
     blowup: float | None = 1e8,
     label: str = "",
+    noise: Noise | None = None,
 ) -> RunResult:
     """One run from one start (``start`` of shape ``(d,)``) as a :class:`RunResult`.
 
     ``optimizer`` is an :class:`Optimizer` or a registry name built with ``hyperparams``;
-    ``schedule`` is a schedule object or a name (built with defaults).
+    ``schedule`` is a schedule object or a name (built with defaults); ``noise``: stochastic gradients
+    (see :func:`run_batch`).
     """
     if isinstance(optimizer, str):
         optimizer = RunSpec(optimizer, dict(hyperparams or {})).make_optimizer()
@@ -458,12 +476,15 @@ def run_single(
     if x.ndim != 1:
         raise ValueError(f"run_single takes one start of shape (d,), got shape {x.shape}; use run_batch")
     rec = run_batch(objective, optimizer, x, steps=steps, schedule=schedule, tol=tol, target=target,
-                    bound=bound, blowup=blowup, label=label)
+                    bound=bound, blowup=blowup, label=label, noise=noise)
     if rec.batch_shape:
         raise ValueError(
             f"run_single needs scalar hyperparameters, but they make a batch of shape {rec.batch_shape}; use run_batch"
         )
-    return rec.run(())
+    res = rec.run(())
+    if noise is not None:
+        res.extra["noise"] = noise.to_dict()
+    return res
 
 
 def compare(
@@ -476,18 +497,20 @@ def compare(
     target: float | None = None,
     bound: float | None = None,
     blowup: float | None = 1e8,
+    noise: Noise | None = None,
 ) -> list[RunResult]:
     """Run several optimizers (each a :class:`RunSpec`, dict or ``(name, hyperparams)``) from one start.
 
     Each spec is one engine call (different optimizers cannot share a call). Results carry the
     spec's label (or ``name k=v ...``); when ``objective`` knows its minima (a landscape),
-    ``extra`` holds the nearest minimum and the distance to it.
+    ``extra`` holds the nearest minimum and the distance to it. ``noise`` applies to every run, each
+    drawing the same sequence from its seed (the optimizers see the same gradient noise).
     """
     out = []
     for raw in specs:
         spec = RunSpec.coerce(raw)
         res = run_single(objective, spec.make_optimizer(), start, steps=steps, schedule=spec.make_schedule(),
-                         tol=tol, target=target, bound=bound, blowup=blowup, label=spec.display())
+                         tol=tol, target=target, bound=bound, blowup=blowup, label=spec.display(), noise=noise)
         if spec.schedule_params:
             res.extra["schedule_params"] = dict(spec.schedule_params)
         near = nearest_known_minimum(objective, res.final_point)

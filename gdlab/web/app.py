@@ -1,16 +1,21 @@
 """The browser lab's server: a FastAPI app serving the page, Plotly.js and a small JSON API.
 
 ``create_app()`` builds the app (``gdlab serve`` runs it on uvicorn). Endpoints (all JSON, validated by
-pydantic, described at ``/openapi.json`` and ``/docs``):
+pydantic, described at ``/openapi.json`` and, with the vendored Swagger UI, at ``/docs``):
 
 ``GET /api/meta``
     landscapes, optimizers and schedules with their hyperparameter specs, lesson presets, limits.
 ``POST /api/surface``
     a landscape (or custom expression) on a grid over its domain, with its known critical points.
 ``POST /api/run``
-    several optimizers from one start: trajectories, losses, statuses (the run engine's RunResults).
+    several optimizers from one start: trajectories, losses, statuses (the run engine's RunResults), each
+    with its noise, its optimizer's stability rule checked at every point, and its measured rate.
 ``POST /api/analyze``
     Hessian eigenvalues, 2/λmax and classification at a point and at the nearest minimum.
+``POST /api/rates``
+    convergence rates of gradient descent and heavy-ball momentum on the quadratic, and the optimal settings.
+``POST /api/ratemap``
+    measured and theoretical heavy-ball rates over an lr × momentum grid (one batched engine call).
 ``POST /api/validate-expr``
     whether a custom expression parses (200 either way; the parser's message and column if not).
 ``POST /api/schedule``
@@ -43,6 +48,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,6 +69,8 @@ T = TypeVar("T")
 STATIC_DIR = Path(__file__).with_name("static")
 JSON = "application/json"
 JS_CACHE = {"Cache-Control": "public, max-age=86400"}
+#: Where the vendored Swagger UI is served (``static/vendor/swagger-ui``, see its README).
+SWAGGER_UI = "/static/vendor/swagger-ui"
 # V8's explicit compile hint (a comment; v8.dev/blog/explicit-compile-hints): Chromium compiles every
 # function of the script while it streams in, off the main thread, instead of lazily on first call
 # while the page draws its first plots. Prepended when serving; the vendored file stays as shipped.
@@ -186,8 +194,8 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
         version=__version__,
         summary="The gradient-descent laboratory in the browser: landscapes, optimizers, runs, analysis.",
         lifespan=lifespan,
-        docs_url=None,  # FastAPI's documentation pages load their scripts from a CDN: the lab is offline
-        redoc_url=None,
+        docs_url=None,  # FastAPI's own /docs loads Swagger UI from a CDN: the lab serves its vendored copy below
+        redoc_url=None,  # ReDoc is not vendored
     )
     app.router.route_class = JSONRoute
     app.state.lab = lab
@@ -251,6 +259,15 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        """The API's documentation page: Swagger UI from the package (static/vendor/swagger-ui), offline."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="gdlab lab API",
+                                   swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no online validator badge
+
     # -- the API: /api/meta is served from memory; everything that computes goes through the gate ----
     @app.get("/api/meta", response_model=m.MetaOut, responses={421: REFUSALS[421]}, tags=["lab"])
     def meta() -> Response:
@@ -272,6 +289,18 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
         """Hessian eigenvalues, GD's critical learning rate 2/λmax and the kind of point, here and at
         the nearest minimum."""
         return _json(await compute(request, cost.analyze_cost(req), lambda cancel: lab.analyze(req)))
+
+    @app.post("/api/rates", response_model=m.RatesOut, responses=REFUSALS, tags=["lab"])
+    async def rates(req: m.RatesRequest, request: Request) -> Response:
+        """Per-step convergence rates on the 2-D quadratic (eigenvalues 1 and κ) at (lr, momentum): gradient
+        descent's max|1 − ηλᵢ|, heavy-ball momentum's spectral radius, and the optimal lr and momentum."""
+        return _json(await compute(request, cost.rates_cost(req), lambda cancel: lab.rates(req)))
+
+    @app.post("/api/ratemap", response_model=m.RateMapOut, responses=REFUSALS, tags=["lab"])
+    async def ratemap(req: m.RateMapRequest, request: Request) -> Response:
+        """The measured convergence rate of n × n heavy-ball runs on the 2-D quadratic over a grid of lr
+        (geometric) × momentum (linear), one batched engine call, beside the theoretical rate."""
+        return _json(await compute(request, cost.ratemap_cost(req), lambda cancel: lab.ratemap(req, cancel=cancel)))
 
     @app.post("/api/validate-expr", response_model=m.ExprOut, responses=REFUSALS, tags=["lab"])
     async def validate_expr(req: m.ExprRequest, request: Request) -> dict[str, Any]:

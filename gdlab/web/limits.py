@@ -8,6 +8,7 @@ and the server read.
 from __future__ import annotations
 
 from gdlab.core.limits import LIMITS as _ALL
+from gdlab.landscapes.quadratics import ConditionedQuadratic
 
 #: Steps of one run (every optimizer of a request runs this many at most).
 MAX_STEPS = _ALL.max_lab_steps
@@ -33,6 +34,19 @@ MAX_BODY_BYTES = _ALL.max_lab_body_bytes
 MAX_QUEUED_REQUESTS = _ALL.max_lab_queued_requests
 #: Threads computing requests (at most the number of CPUs).
 MAX_WORKERS = _ALL.max_lab_workers
+#: Stochastic gradients of a run (gdlab.core.noise).
+MAX_NOISE_SIGMA = _ALL.max_noise_sigma
+MAX_NOISE_BATCH = _ALL.max_noise_batch
+MAX_NOISE_SEED = _ALL.max_noise_seed
+#: Rates and the rate map (on the quadratic landscape: its parameters' ranges are the landscape's own).
+MAX_RATE_LR = _ALL.max_rate_lr
+MAX_RATE_MOMENTUM = _ALL.max_rate_momentum
+MAX_RATEMAP_N = _ALL.max_ratemap_n
+MAX_RATEMAP_STEPS = _ALL.max_ratemap_steps
+MIN_RATEMAP_STEPS = _ALL.min_ratemap_steps
+_QUADRATIC = {h.name: h for h in ConditionedQuadratic.hyperparams}
+MAX_CONDITION = float(_QUADRATIC["condition"].high)
+MAX_ANGLE = float(_QUADRATIC["angle"].high)
 #: Every cache of the server: name → (entries, bytes).
 CACHE_LIMITS = {
     "objectives": (_ALL.max_lab_cached_objectives, _ALL.max_lab_cached_objective_bytes),
@@ -49,4 +63,8 @@ LIMITS = {
     "min_grid": MIN_GRID,
     "max_expr_chars": MAX_EXPR_CHARS,
     "max_label_chars": MAX_LABEL_CHARS,
+    "max_ratemap_n": MAX_RATEMAP_N,
+    "max_ratemap_steps": MAX_RATEMAP_STEPS,
+    "max_noise_batch": MAX_NOISE_BATCH,
+    "max_noise_seed": MAX_NOISE_SEED,
 }

@@ -23,14 +23,24 @@ from pydantic import (
 )
 
 from gdlab.web.limits import (
+    MAX_ANGLE,
+    MAX_CONDITION,
     MAX_EXPR_CHARS,
     MAX_GRID,
     MAX_LABEL_CHARS,
     MAX_LIST,
+    MAX_NOISE_BATCH,
+    MAX_NOISE_SEED,
+    MAX_NOISE_SIGMA,
     MAX_OPTIMIZERS,
     MAX_PREVIEW_STEPS,
+    MAX_RATE_LR,
+    MAX_RATE_MOMENTUM,
+    MAX_RATEMAP_N,
+    MAX_RATEMAP_STEPS,
     MAX_STEPS,
     MIN_GRID,
+    MIN_RATEMAP_STEPS,
 )
 
 HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
@@ -145,6 +155,15 @@ class ScheduleSpec(_Strict):
     params: dict[str, HyperValue] = Field(default_factory=dict)
 
 
+class NoiseSpec(_Strict):
+    """Stochastic gradients: the optimizer sees ∇f(x) + (σ/√B)·ξ, ξ ~ N(0, I) drawn afresh every step from
+    ``seed`` (the same seed gives the same run). σ = 0 is the noiseless run."""
+
+    sigma: Real = Field(..., ge=0.0, le=MAX_NOISE_SIGMA, description="σ: standard deviation of one sample's noise")
+    batch_size: Int = Field(1, ge=1, le=MAX_NOISE_BATCH, description="B: the noise's deviation is σ/√B")
+    seed: Int = Field(0, ge=0, le=MAX_NOISE_SEED, description="seed of the noise")
+
+
 class OptimizerSpec(_Strict):
     """One optimizer of a comparison."""
 
@@ -153,6 +172,7 @@ class OptimizerSpec(_Strict):
     color: str | None = Field(None, pattern=HEX_COLOUR, description="#rrggbb colour of its ball and curves")
     label: str | None = Field(None, max_length=MAX_LABEL_CHARS)
     schedule: ScheduleSpec | None = Field(None, description="overrides the request's schedule for this optimizer")
+    noise: NoiseSpec | None = Field(None, description="stochastic gradients (none: the exact gradient)")
 
 
 class SurfaceRequest(Problem):
@@ -166,6 +186,29 @@ class RunRequest(Problem):
     steps: Int = Field(200, ge=1, le=MAX_STEPS)
     tol: Real = Field(1e-6, ge=0.0, le=1e3, description="converged when the gradient norm falls below tol")
     schedule: ScheduleSpec | None = Field(None, description="schedule for every optimizer without its own")
+
+
+class QuadraticSpec(_Strict):
+    """The lab's quadratic landscape ``quadratic`` in 2-D: eigenvalues 1 and κ, rotated by ``angle``."""
+
+    condition: Real = Field(10.0, ge=1.0, le=MAX_CONDITION, description="condition number κ = λmax/λmin")
+    angle: Real = Field(30.0, ge=-MAX_ANGLE, le=MAX_ANGLE, description="rotation of the axes, degrees")
+
+
+class RatesRequest(QuadraticSpec):
+    lr: Real = Field(..., gt=0.0, le=MAX_RATE_LR, description="learning rate η")
+    momentum: Real = Field(0.0, ge=0.0, le=MAX_RATE_MOMENTUM, description="heavy-ball momentum β")
+
+
+class RateMapRequest(QuadraticSpec):
+    lr: list[Annotated[Real, Field(gt=0.0, le=MAX_RATE_LR)]] = Field(
+        [1e-3, 1.0], min_length=2, max_length=2, description="[first, last] learning rate, spaced geometrically")
+    momentum: list[Annotated[Real, Field(ge=0.0, le=MAX_RATE_MOMENTUM)]] = Field(
+        [0.0, 0.99], min_length=2, max_length=2, description="[first, last] momentum, spaced linearly")
+    n: Int = Field(50, ge=2, le=MAX_RATEMAP_N, description="values per axis (n × n runs)")
+    steps: Int = Field(200, ge=MIN_RATEMAP_STEPS, le=MAX_RATEMAP_STEPS, description="steps of every run")
+    start: list[Real] | None = Field(None, min_length=2, max_length=2,
+                                     description="start of every run (default: the landscape's)")
 
 
 class AnalyzeRequest(Problem):
@@ -247,6 +290,19 @@ class SurfaceOut(BaseModel):
     default_start: list[float]
 
 
+class StabilityOut(BaseModel):
+    """The run's optimizer's own stability rule: the update from point k is stable (linearised there) iff
+    lr_k · sharpness_k < constant."""
+
+    rule: Literal["gd", "heavy_ball", "nesterov", "adam", "none"]
+    text: str = Field(..., description="the rule in words, or why there is none")
+    constant: float | None
+    sharpness: list[float | None] | None = Field(
+        None, description="per point: λmax(H + λI), or λmax(diag(1/(√v̂+ε))·H) for Adam (null: not defined)")
+    ratio: list[float | None] | None = Field(None, description="per point: lr_k · sharpness_k / constant")
+    first_exceeded: int | None = Field(None, description="first point whose ratio exceeds 1")
+
+
 class RunOut(BaseModel):
     index: int = Field(..., description="position of the optimizer in the request")
     optimizer: str
@@ -261,6 +317,11 @@ class RunOut(BaseModel):
     status: Literal["converged", "diverged", "max_steps"]
     stopped_at: int
     reason: str
+    noise: dict[str, Any] | None = Field(None, description="the run's noise {sigma, batch_size, seed}, or null")
+    stability: StabilityOut
+    measured_rate: float | None = Field(
+        None, description="geometric mean of ‖x_{k+1} − x*‖/‖x_k − x*‖ over the last quarter of the points "
+        "(x*: the nearest known minimum); null without one")
 
 
 class RunsOut(BaseModel):
@@ -270,6 +331,32 @@ class RunsOut(BaseModel):
     runs: list[RunOut]
     elapsed_ms: float
     computed: int = Field(..., description="runs computed for this request (the others came from the cache)")
+
+
+class OptimalOut(BaseModel):
+    gd_lr: float = Field(..., description="2/(λmin + λmax)")
+    gd_rate: float = Field(..., description="(κ − 1)/(κ + 1)")
+    momentum: float = Field(..., description="((√κ − 1)/(√κ + 1))²")
+    momentum_lr: float = Field(..., description="(2/(√λmin + √λmax))²")
+    momentum_rate: float = Field(..., description="(√κ − 1)/(√κ + 1)")
+
+
+class RatesOut(BaseModel):
+    eigenvalues: list[float]
+    condition: float
+    gd_rate: float = Field(..., description="max |1 − ηλᵢ|")
+    momentum_rate: float = Field(..., description="max spectral radius of [[1 + β − ηλᵢ, −β], [1, 0]]")
+    optimal: OptimalOut
+
+
+class RateMapOut(BaseModel):
+    lr: list[float]
+    momentum: list[float]
+    measured: list[list[float | None]] = Field(
+        ..., description="measured[j][i] at (lr[i], momentum[j]); null where the run diverged or reached x*")
+    theory: list[list[float]] = Field(..., description="the heavy-ball rate at (lr[i], momentum[j])")
+    steps: int
+    elapsed_ms: float
 
 
 class PointAnalysis(BaseModel):

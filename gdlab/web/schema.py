@@ -27,7 +27,7 @@ from gdlab.core.optimizers.sam import can_wrap
 from gdlab.core.rules import RULES
 from gdlab.core.schedules import SCHEDULES
 from gdlab.landscapes import LANDSCAPES, make_landscape
-from gdlab.web.limits import MAX_EXPR_CHARS, MAX_INT, MAX_LIST
+from gdlab.web.limits import MAX_EXPR_CHARS, MAX_INT, MAX_LIST, MAX_RATE_LR, MAX_RATE_MOMENTUM
 from gdlab.web.models import FLOAT_MAX
 
 JSON = dict[str, Any]
@@ -257,12 +257,16 @@ def refine(components: dict[str, JSON]) -> None:
     spec["anyOf"] = schedule_variants()
     lrs = components["SchedulePreviewRequest"]["properties"]["lrs"]
     lrs["items"] = {"type": "number", "minimum": 0}
+    ratemap = components["RateMapRequest"]["properties"]  # pydantic leaves the items' bounds unsaid
+    ratemap["lr"]["items"] = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE_LR}
+    ratemap["momentum"]["items"] = {"type": "number", "minimum": 0, "maximum": MAX_RATE_MOMENTUM}
     for model in REQUESTS:
         _finite_numbers(components[model])
 
 
 #: Request bodies (and the parts they share).
-REQUESTS = (*PROBLEMS, "OptimizerSpec", "ScheduleSpec", "SchedulePreviewRequest", "ExprRequest")
+REQUESTS = (*PROBLEMS, "OptimizerSpec", "ScheduleSpec", "SchedulePreviewRequest", "ExprRequest", "NoiseSpec",
+            "RatesRequest", "RateMapRequest")
 
 
 def _finite_numbers(schema: Any) -> None:
