@@ -409,3 +409,24 @@ def test_first_user_bugs_stay_fixed(browser, server):
     lab.settle()
     assert not page.locator("#start-y").is_visible()
     lab.close()
+
+
+def test_each_run_is_judged_by_its_own_stability_rule(browser, server):
+    """On x² + 10y² (λmax = 20): GD at lr 0.11 breaks 2/λmax = 0.1 and is flagged; heavy-ball momentum
+    (μ = 0.9, lr 0.095 < 2(1+μ)/λmax = 0.19) and Adam at lr 0.1 do not diverge and are not, each card naming
+    the rule that applies to it."""
+    from urllib.parse import quote
+
+    opts = [{"n": "sgd", "c": "#1f77b4", "h": {"lr": 0.11}},
+            {"n": "sgd", "c": "#d62728", "h": {"lr": 0.095, "momentum": 0.9}},
+            {"n": "adam", "c": "#2ca02c", "h": {"lr": 0.1}}]
+    lab = Page(browser, f"{server}#l=elliptic&o={quote(json.dumps(opts))}&s=5,5&n=300")
+    page = lab.page
+    lab.settle()
+    warns = [page.locator(f"#opt-warn-{i}").inner_text() for i in range(3)]
+    rules = [page.locator(f"#opt-rule-{i}").inner_text() for i in range(3)]
+    statuses = lab.js("window.gdlab.runs.runs.map(r => r.status)")
+    assert statuses[0] == "diverged" and "diverged" not in statuses[1:], statuses
+    assert "unstable from step" in warns[0] and warns[1:] == ["", ""], warns
+    assert "2" in rules[0] and "momentum" in rules[1] and "38" in rules[2], rules
+    lab.close()

@@ -529,6 +529,7 @@
       // announced only when a run's status changes (the line above changes every frame while playing)
       card.append(el("p", { class: "sr-only", id: `opt-announce-${i}`, "aria-live": "polite" }));
       card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
+      card.append(el("p", { class: "opt-rule doc", id: `opt-rule-${i}` }));
       const grid = el("div", { class: "hp-grid" });
       const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
       const moreGrid = el("div", { class: "hp-grid" });
@@ -773,20 +774,24 @@
     const spec = optMeta(o.name).hyperparams.find((h) => h.name === "lr");
     return spec ? spec.default : null;
   }
+  // Each run is checked against its own method's stability rule (from the server, along the run, at
+  // the rate the schedule gives): GD's 2/λmax, heavy ball's 2(1+μ)/λmax, Nesterov's, Adam's
+  // preconditioned sharpness; other methods have no known limit and are never flagged.
   function updateWarnings() {
-    const an = D.analysis;
     S.opts.forEach((o, i) => {
       const w = $(`opt-warn-${i}`);
+      const rule = $(`opt-rule-${i}`);
       if (!w) return;
-      const lr = lrOf(o);
-      const parts = [];
-      if (an && lr != null) {
-        const at = [["start", an.start], ["minimum", an.nearest_minimum]];
-        for (const [where, a] of at) {
-          if (a && a.critical_lr != null && lr > a.critical_lr) parts.push(`at the ${where} (2/λmax = ${fmt(a.critical_lr, 3)})`);
-        }
+      const r = D.runs && D.runs.runs[i];
+      const st = r && r.stability;
+      if (!st) { w.textContent = ""; if (rule) rule.textContent = ""; return; }
+      if (rule) {
+        const rate = r.measured_rate != null ? ` · measured rate ${fmt(r.measured_rate, 3)} per step` : "";
+        rule.textContent = (st.rule === "none" ? "stability: no known limit for this method" : `stability: ${st.text}`) + rate;
       }
-      w.textContent = parts.length ? `⚠ lr ${fmt(lr, 3)} exceeds GD's critical lr ${parts.join(" and ")}` : "";
+      if (st.rule === "none" || st.first_exceeded == null) { w.textContent = ""; return; }
+      const ratio = st.ratio[st.first_exceeded];
+      w.textContent = `⚠ unstable from step ${st.first_exceeded}: ${fmt(ratio, 3)}× its limit (${st.text})`;
     });
   }
   function renderStability() {
@@ -808,7 +813,9 @@
     });
     row("type", (c) => c.classification);
     box.append(table);
-    box.append(el("p", { class: "doc", text: "Gradient descent is stable near a point where lr < 2/λmax (λmax: largest Hessian eigenvalue)." }));
+    box.append(el("p", { class: "doc", text: "Gradient descent is stable near a point where lr < 2/λmax (λmax: largest Hessian "
+      + "eigenvalue); heavy-ball momentum where lr < 2(1+μ)/λmax; Adam where lr·λmax(diag(1/(√v̂+ε))·H) < (2+2β₁)/(1−β₁). "
+      + "Each optimizer card says which rule applies to it and flags its run only when that rule is broken." }));
   }
 
   // ---------------------------------------------------------------------------------------------
