@@ -430,3 +430,29 @@ def test_each_run_is_judged_by_its_own_stability_rule(browser, server):
     assert "unstable from step" in warns[0] and warns[1:] == ["", ""], warns
     assert "2" in rules[0] and "momentum" in rules[1] and "38" in rules[2], rules
     lab.close()
+
+
+def test_the_api_link_works_offline(browser, server):
+    """The footer's API link: Swagger UI served by the lab itself, with every request to another host
+    refused (as on a machine without internet)."""
+    context = browser.new_context()
+    page = context.new_page()
+    foreign: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(server)
+    page.wait_for_function("window.gdlab && window.gdlab.ready", timeout=30_000)
+    page.click("footer a[href='/docs']")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "gdlab" in page.locator(".swagger-ui .info .title").inner_text().lower()
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert page.locator(".swagger-ui .opblock").count() >= 5
+    assert foreign == []
+    context.close()
