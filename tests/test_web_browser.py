@@ -456,3 +456,28 @@ def test_the_api_link_works_offline(browser, server):
     assert page.locator(".swagger-ui .opblock").count() >= 5
     assert foreign == []
     context.close()
+
+
+def test_balls_that_share_a_start_and_the_arrows(browser, server):
+    """SGD and Adam from (5, 5): two balls drawn as concentric rings, both visible; the arrows at a
+    heavy-ball run's ball add up: step = −η∇f + μ·(previous step), to rounding."""
+    from urllib.parse import quote
+
+    opts = [{"n": "sgd", "c": "#1f77b4", "h": {"lr": 0.01, "momentum": 0.9}},
+            {"n": "adam", "c": "#d62728", "h": {"lr": 0.1}}]
+    lab = Page(browser, f"{server}#l=elliptic&o={quote(json.dumps(opts))}&s=5,5&n=100", width=1400, height=900)
+    page = lab.page
+    lab.settle()
+    balls = lab.js("window.gdlab.balls")
+    assert len(balls) == 2 and balls[0]["x"] == pytest.approx(balls[1]["x"], abs=1)
+    assert min(b["radius"] for b in balls) >= 8 and balls[0]["radius"] > balls[1]["radius"]
+    assert lab.js("window.gdlab.arrows") == []
+    page.click("#arrows")
+    lab.js("window.gdlab.stepBy(5)")
+    arrows = lab.js("window.gdlab.arrows")
+    assert {a["run"]: a["parts"] for a in arrows} == {0: ["step", "gradient", "velocity"], 1: ["step", "gradient"]}
+    parts = {p["kind"]: p["v"] for p in lab.js("window.gdlab.arrowParts(0, 5)")}
+    for j in range(2):
+        assert parts["step"][j] == pytest.approx(parts["gradient"][j] + parts["velocity"][j], rel=1e-9, abs=1e-12)
+    assert "a=1" in page.url or lab.state()["arrows"] is True
+    lab.close()

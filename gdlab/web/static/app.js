@@ -99,7 +99,7 @@
   const S = {
     landscape: null, expr: "", params: {},
     opts: [], start: null, steps: 200, tol: 1e-6,
-    schedule: null, view3d: false, step: 0, lesson: null,
+    schedule: null, view3d: false, arrows: false, step: 0, lesson: null,
   };
   const D = { surface: null, runs: null, analysis: null, surfaceKey: null, exprStatus: null };
   const A = { playing: false, t: 0, speed: 40, last: 0, frames: [], fps: 0, maxLen: 1 };
@@ -175,6 +175,7 @@
     if (S.tol !== 1e-6) q.set("t", String(S.tol));
     if (S.schedule) q.set("sc", JSON.stringify(S.schedule));
     if (S.view3d) q.set("v", "3d");
+    if (S.arrows) q.set("a", "1");
     const k = Math.floor(A.t);
     if (k > 0) q.set("k", String(k));
     if (S.lesson) q.set("lesson", S.lesson);
@@ -216,6 +217,7 @@
     const sc = q.has("sc") ? tryJSON(q.get("sc"), null) : null;
     out.schedule = sc && schedMeta(sc.name) ? { name: sc.name, params: sc.params || {} } : null;
     out.view3d = q.get("v") === "3d";
+    out.arrows = q.get("a") === "1";
     out.step = Math.max(parseInt(q.get("k") || "0", 10) || 0, 0);
     out.lesson = q.get("lesson") || null;
     Object.assign(S, out);
@@ -420,6 +422,7 @@
     showSpeed();
     $("scrub").addEventListener("input", () => { pause(); A.t = Number($("scrub").value); frame(true); writeHash(); });
     $("view3d").addEventListener("change", () => { S.view3d = $("view3d").checked; drawPlot(); writeHash(); });
+    $("arrows").addEventListener("change", () => { S.arrows = $("arrows").checked; frame(true); writeHash(); });
     $("copy-link").addEventListener("click", copyLink);
     $("export-png").addEventListener("click", exportPNG);
     $("export-json").addEventListener("click", exportJSON);
@@ -489,6 +492,7 @@
     $("steps").value = String(S.steps);
     $("tol").value = String(S.tol);
     $("view3d").checked = S.view3d;
+    $("arrows").checked = S.arrows;
     $("view3d").disabled = one;
   }
   const round6 = (v) => Number(Number(v).toPrecision(6));
@@ -926,7 +930,7 @@
         traces.push({ type: "scatter3d", mode: "lines", x: [], y: [], z: [], line: { color: r.color, width: 5 },
           hoverinfo: "skip", showlegend: false });
       }
-      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 5, color: [], line: { color: "#fff", width: 1 } },
+      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 10, color: [], line: { color: "#fff", width: 1 } },
         hoverinfo: "skip", showlegend: false });
       layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
         zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene && plotKind === "surface" ? gd._fullLayout.scene.camera : undefined } };
@@ -984,7 +988,9 @@
     ctx.clip();
     const runs = D.runs ? D.runs.runs : [];
     G.balls = [];
-    runs.forEach((r) => {
+    G.arrows = [];
+    const balls = [];
+    runs.forEach((r, ri) => {
       const n = r.trajectory.length;
       if (!n) return;
       const px = (i) => { const p = pointOf(r, i); return [clampPx(ax.x(p[0])), clampPx(ax.y(p[1]))]; };
@@ -1028,17 +1034,11 @@
       bx = Math.min(Math.max(bx, bx0 + 4), bx0 + bw - 4);
       by = Math.min(Math.max(by, by0 + 4), by0 + bh - 4);
       const stopped = kk >= n - 1 && k >= r.stopped_at;
-      G.balls.push({ x: bx, y: by, crossed: stopped && r.status === "diverged" });
-      if (stopped && r.status === "diverged") {
-        ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, bx, by, 8);
-        ctx.strokeStyle = r.color; ctx.lineWidth = 3.5; crossAt(ctx, bx, by, 8);
-      } else {
-        ctx.beginPath();
-        ctx.arc(bx, by, 6.5, 0, 2 * Math.PI);
-        ctx.fillStyle = r.color; ctx.fill();
-        ctx.lineWidth = 2; ctx.strokeStyle = "#ffffff"; ctx.stroke();
-      }
+      balls.push({ x: bx, y: by, crossed: stopped && r.status === "diverged", color: r.color, run: ri });
+      if (S.arrows && kk < n - 1) drawArrows(ctx, ax, r, kk);
     });
+    drawBalls(ctx, balls);
+    G.balls = balls.map(({ x, y, crossed, radius }) => ({ x, y, crossed, radius }));
     // the start point
     const s = currentStart();
     if (s) {
@@ -1050,6 +1050,79 @@
       }
     }
     ctx.restore();
+  }
+  // Balls where several runs coincide (the same start, or runs that met) are drawn as concentric
+  // rings, the first run outermost, so that every run stays visible.
+  const BALL = 8, RING = 4;
+  function drawBalls(ctx, balls) {
+    const groups = [];
+    for (const b of balls) {
+      const g = groups.find((gr) => Math.hypot(gr[0].x - b.x, gr[0].y - b.y) < 3);
+      if (g) g.push(b); else groups.push([b]);
+    }
+    for (const g of groups) {
+      g.forEach((b, j) => { b.radius = BALL + RING * (g.length - 1 - j); });
+      for (const b of g) {  // outermost first
+        if (b.crossed) {
+          const s = b.radius;
+          ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, b.x, b.y, s);
+          ctx.strokeStyle = b.color; ctx.lineWidth = 3.5; crossAt(ctx, b.x, b.y, s);
+        } else {
+          ctx.beginPath();
+          ctx.arc(b.x, b.y, b.radius, 0, 2 * Math.PI);
+          ctx.fillStyle = b.color; ctx.fill();
+          ctx.lineWidth = 2; ctx.strokeStyle = "#ffffff"; ctx.stroke();
+        }
+      }
+    }
+  }
+
+  // Arrows at a run's ball k, in data units (comparable with each other): the step it takes,
+  // x_{k+1} − x_k; −η_k∇f(x_k), the step plain gradient descent would take at that rate; and for
+  // heavy-ball momentum (torch's sgd with μ > 0 and no dampening, or the seeds' momentum form) the
+  // momentum's share μ(x_k − x_{k−1}), which with −η∇f makes up the step under a constant rate.
+  const ARROW_MAX_PX = 140;
+  function arrowParts(r, k) {
+    const x = r.trajectory[k], next = r.trajectory[k + 1];
+    const parts = [{ kind: "step", v: next.map((c, j) => c - x[j]), color: r.color }];
+    const lr = r.lr && r.lr[k];
+    if (r.grad && r.grad[k] && lr != null) parts.push({ kind: "gradient", v: r.grad[k].map((g) => -lr * g), color: "#222" });
+    const hp = r.hyperparams || {};
+    const mu = r.optimizer === "momentum" ? hp.momentum
+      : (r.optimizer === "sgd" && !hp.nesterov && !(hp.dampening > 0)) ? hp.momentum : 0;
+    if (mu > 0 && k > 0) {
+      const prev = r.trajectory[k - 1];
+      parts.push({ kind: "velocity", v: x.map((c, j) => mu * (c - prev[j])), color: "#8e44ad" });
+    }
+    return parts;
+  }
+  function drawArrows(ctx, ax, r, k) {
+    const x = r.trajectory[k];
+    if (x.length !== 2) return;
+    const parts = arrowParts(r, k);
+    const px = (p) => [ax.x(p[0]), ax.y(p[1])];
+    const [x0, y0] = px(x);
+    const ends = parts.map((p) => px([x[0] + p.v[0], x[1] + p.v[1]]));
+    const longest = Math.max(...ends.map(([ex, ey]) => Math.hypot(ex - x0, ey - y0)));
+    if (!Number.isFinite(longest) || longest === 0) return;
+    const scale = Math.min(1, ARROW_MAX_PX / longest);  // one factor for all: lengths stay comparable
+    parts.forEach((p, i) => {
+      const ex = x0 + (ends[i][0] - x0) * scale, ey = y0 + (ends[i][1] - y0) * scale;
+      if (Math.hypot(ex - x0, ey - y0) < 2) return;
+      ctx.save();
+      ctx.strokeStyle = p.color; ctx.fillStyle = p.color;
+      ctx.lineWidth = p.kind === "step" ? 3 : 2;
+      if (p.kind === "velocity") ctx.setLineDash([5, 3]);
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(ex, ey); ctx.stroke();
+      ctx.setLineDash([]);
+      const a = Math.atan2(ey - y0, ex - x0), h = 9;
+      ctx.beginPath(); ctx.moveTo(ex, ey);
+      ctx.lineTo(ex - h * Math.cos(a - 0.4), ey - h * Math.sin(a - 0.4));
+      ctx.lineTo(ex - h * Math.cos(a + 0.4), ey - h * Math.sin(a + 0.4));
+      ctx.closePath(); ctx.fill();
+      ctx.restore();
+    });
+    G.arrows.push({ run: r.index, parts: parts.map((p) => p.kind) });
   }
   function startValue() {
     const r = D.runs && D.runs.runs[0];
@@ -1077,7 +1150,10 @@
     const P = plotlyOf(gd);
     if (!P || !gd.data || gd.data.length <= ballIdx) return;
     P.restyle(gd, { x: xs, y: ys, z: zs }, idx);
-    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym] }, [ballIdx]);
+    // coinciding balls: the earlier run larger, so each stays visible around the next
+    const size = bx.map((x, i) => 10 + 5 * bx.filter((x2, j) => j > i && x2 === x && by[j] === by[i]).length);
+    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym], "marker.size": [size] },
+      [ballIdx]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1344,7 +1420,8 @@
   }
   function snapshot() {
     return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts: S.opts,
-      start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, step: Math.floor(A.t) });
+      start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, arrows: S.arrows,
+      step: Math.floor(A.t) });
   }
 
   // click on the plot: set the start point
@@ -1516,6 +1593,8 @@
     get lastRunMs() { return G.lastRunMs; },
     get marks() { return G.marks.slice(); },
     get balls() { return (G.balls || []).map((b) => ({ ...b })); },
+    get arrows() { return (G.arrows || []).map((a) => ({ ...a })); },
+    arrowParts(i, k) { const r = D.runs && D.runs.runs[i]; return r ? arrowParts(r, k) : null; },
     get view() { return plotKind; },
     get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
     get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
