@@ -199,3 +199,14 @@ def test_swagger_ui_ships_with_its_licence_in_the_package():
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE", "NOTICE", "README.md"):
         assert (root / name).is_file(), name
     assert "Apache License" in (root / "LICENSE").read_text()
+
+
+def test_noise_preset_shows_what_its_lesson_says(client):
+    st = next(p for p in PRESETS if p["id"] == "noise-escape")["state"]
+    gd, noisy, batched = post(client, "/api/run", {"landscape": st["landscape"], "optimizers": st["optimizers"],
+                                                   "start": st["start"], "steps": st["steps"]})["runs"]
+    local = np.array([-1.4395, -0.4798])
+    assert np.linalg.norm(np.array(gd["trajectory"][-1]) - local) < 0.01  # GD stays in the shallow well
+    assert noisy["trajectory"][-1][0] > 0.5  # σ = 2, B = 1: over the ridge into the deep well
+    assert max(p[0] for p in batched["trajectory"]) < 0  # B = 16: never leaves the shallow well
+    assert noisy["noise"] == {"sigma": 2.0, "batch_size": 1, "seed": 10}

@@ -563,9 +563,14 @@ def test_ctrl_c_stops_serve_at_once_while_kernels_compile(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc, _ = serve(env=env)
     try:
-        time.sleep(1.0)  # the first serve on an empty cache: the warmup compiles kernels now
+        # the first serve on an empty cache: the warmup compiles kernels once the first run is answered or
+        # app.WARMUP_DELAY seconds have passed (bounded wait for its first files)
+        deadline = time.monotonic() + 20
+        while not any(p.is_file() for p in tmp_path.rglob("*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
         assert proc.poll() is None
-        assert any(tmp_path.rglob("*")), "nothing is being compiled"
+        assert any(p.is_file() for p in tmp_path.rglob("*")), "nothing is being compiled"
         t0 = time.perf_counter()
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
@@ -575,3 +580,29 @@ def test_ctrl_c_stops_serve_at_once_while_kernels_compile(tmp_path):
             proc.kill()
     assert elapsed < 5, f"Ctrl-C took {elapsed:.2f} s"  # waiting for the compiler took 8 s; now about 0.2
     assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+
+
+def test_runs_take_the_reference_loop_until_the_kernels_are_warm():
+    from gdlab.web.service import Lab
+
+    ready = threading.Event()
+    lab = Lab(fused_ready=ready)
+    assert lab.backend() == "reference"
+    ready.set()
+    assert lab.backend() == "auto"
+    assert Lab().backend() == "auto"
+
+
+def test_kernel_warmup_waits_for_the_first_run(monkeypatch):
+    from gdlab.web import app as web_app
+
+    calls = []
+    monkeypatch.setattr(web_app, "warmup", lambda: calls.append(time.monotonic()) or "warm")
+    monkeypatch.setattr(web_app, "WARMUP_DELAY", 30.0)
+    done, first_run = threading.Event(), threading.Event()
+    thread = threading.Thread(target=web_app._warm_kernels, args=(done, first_run), daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    assert not calls and not done.is_set()
+    first_run.set()
+    assert done.wait(10) and len(calls) == 1

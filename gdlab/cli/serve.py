@@ -39,14 +39,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close()
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    sock.listen(2048)  # connections made as soon as the URL is printed wait in the queue, never refused
     port = sock.getsockname()[1]
     hosts = HostPolicy.for_server(args.host, port, args.allow_host)
+    app = create_app(hosts=hosts)  # before the URL is printed: a visit right after it finds the app ready
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"gdlab lab at http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
     if host_name(args.host) in ("0.0.0.0", "[::]") and not args.allow_host:
         print("  listening on every interface: add --allow-host NAME for each name this machine is reached by",
               flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(hosts=hosts), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                            timeout_graceful_shutdown=GRACE_SECONDS))
     code = 0
     try:

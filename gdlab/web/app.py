@@ -38,9 +38,10 @@ JSON never contains NaN or infinity.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,7 +132,24 @@ def _message(err: dict[str, Any]) -> str:
     return f"{where}: {msg}"
 
 
-def _warm_kernels(done: threading.Event) -> None:
+#: Seconds the kernels' warmup waits for the first page's run before it starts anyway.
+WARMUP_DELAY = 3.0
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux schedules threads apart; best effort elsewhere)."""
+    with suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def _warm_kernels(done: threading.Event, after: threading.Event | None = None) -> None:
+    """Compile (or load) the fused kernels, in the background and after the first visit: it waits for
+    ``after`` (the first answered run) at most :data:`WARMUP_DELAY` seconds, then runs at the lowest CPU
+    priority, so that the first page load never competes with the compiler. Until ``done`` is set the lab
+    runs the reference loop, which needs no compiled code."""
+    if after is not None:
+        after.wait(WARMUP_DELAY)
+    _lower_priority()
     try:
         log.info(warmup())
     except Exception:  # the kernels are an optimisation: never fatal
@@ -161,9 +179,10 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
 
     With ``warm`` the server prepares in the background what the first page load needs: every
     landscape (for ``/api/meta``) and the default lesson's surface and runs. ``warm_kernels``
-    (default: ``warm``) also calls the fused kernels' warmup (when :mod:`gdlab.fast` exists) in a
-    background thread, so that compiling them never delays the lab. ``app.state.lab_warm`` and
-    ``app.state.kernels_warm`` are set when each is done.
+    (default: ``warm``) also calls the fused kernels' warmup in a background thread at the lowest
+    priority, once the first run has been answered (or :data:`WARMUP_DELAY` seconds have passed), so
+    that compiling them never delays the first page load; until it has finished the lab's runs take the
+    reference loop. ``app.state.lab_warm`` and ``app.state.kernels_warm`` are set when each is done.
 
     ``hosts``: the ``Host`` headers answered (default: the loopback names on any port; ``gdlab serve``
     gives the names and port it listens on). ``workers`` threads compute the requests (default: the
@@ -171,13 +190,15 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
     of work are admitted at once (default: :data:`~gdlab.web.limits.MAX_QUEUED_REQUESTS` requests at
     the limits).
     """
-    lab = Lab()
+    kernels = warm if warm_kernels is None else warm_kernels
+    kernels_warm = threading.Event()  # set once the fused kernels' warmup has finished
+    lab = Lab(fused_ready=kernels_warm if kernels else None)
     gate = Admission(capacity or MAX_QUEUED_REQUESTS * cost.MAX_REQUEST_COST, workers or default_workers(MAX_WORKERS))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if warm if warm_kernels is None else warm_kernels:
-            _background("gdlab-fast-warmup", _warm_kernels, app.state.kernels_warm)
+        if kernels:
+            _background("gdlab-fast-warmup", _warm_kernels, app.state.kernels_warm, app.state.first_run)
         else:
             app.state.kernels_warm.set()
         if warm:
@@ -200,7 +221,8 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
     app.router.route_class = JSONRoute
     app.state.lab = lab
     app.state.admission = gate
-    app.state.kernels_warm = threading.Event()  # set once the fused kernels' warmup has finished
+    app.state.kernels_warm = kernels_warm
+    app.state.first_run = threading.Event()  # set once a run has been answered (the page has loaded)
     app.state.lab_warm = threading.Event()  # set once the landscapes and the default lesson are ready
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(HostGuard, policy=hosts or HostPolicy.for_server())
@@ -282,7 +304,9 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
     @app.post("/api/run", response_model=m.RunsOut, responses=REFUSALS, tags=["lab"])
     async def run(req: m.RunRequest, request: Request) -> Response:
         """Run every optimizer from one start; diverging runs stop with status ``diverged`` at step k."""
-        return _json(await compute(request, cost.run_cost(req), lambda cancel: lab.run(req, cancel=cancel)))
+        body = await compute(request, cost.run_cost(req), lambda cancel: lab.run(req, cancel=cancel))
+        app.state.first_run.set()
+        return _json(body)
 
     @app.post("/api/analyze", response_model=m.AnalyzeOut, responses=REFUSALS, tags=["lab"])
     async def analyze(req: m.AnalyzeRequest, request: Request) -> Response:

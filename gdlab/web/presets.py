@@ -12,8 +12,11 @@ from typing import Any
 RED, BLUE, GREEN, ORANGE, PURPLE, CYAN = "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf"
 
 
-def _opt(name: str, color: str, **hyperparams: Any) -> dict[str, Any]:
-    return {"name": name, "hyperparams": hyperparams, "color": color}
+def _opt(name: str, color: str, noise: dict[str, Any] | None = None, **hyperparams: Any) -> dict[str, Any]:
+    out = {"name": name, "hyperparams": hyperparams, "color": color}
+    if noise is not None:
+        out["noise"] = noise
+    return out
 
 
 PRESETS: list[dict[str, Any]] = [
@@ -147,6 +150,28 @@ PRESETS: list[dict[str, Any]] = [
             "start": [5.0, 5.0],
             "steps": 200,
             "schedule": {"name": "warmup_cosine", "params": {"warmup_steps": 20, "total_steps": 200}},
+        },
+    },
+    {
+        "id": "noise-escape",
+        "title": "Noise escapes a shallow minimum",
+        "summary": "two_wells from its shallow well: GD vs SGD with gradient noise σ = 2, batch 1 and 16",
+        "text": (
+            "Stochastic gradients: each step sees the gradient plus Gaussian noise of size σ/√B, the scatter "
+            "of a minibatch of B samples. Started in the shallow well of two_wells, gradient descent stays "
+            "there. With σ = 2 and B = 1 the ball zig-zags, is kicked over the ridge and settles, still "
+            "jittering, in the deep well. A batch of 16 shrinks the noise four-fold: the ball jitters "
+            "around the shallow minimum but cannot climb out. The noise is seeded, so the runs repeat."
+        ),
+        "state": {
+            "landscape": "two_wells",
+            "optimizers": [
+                _opt("sgd", RED, lr=0.1),
+                _opt("sgd", BLUE, noise={"sigma": 2.0, "batch_size": 1, "seed": 10}, lr=0.1),
+                _opt("sgd", GREEN, noise={"sigma": 2.0, "batch_size": 16, "seed": 10}, lr=0.1),
+            ],
+            "start": [-1.44, -0.48],
+            "steps": 400,
         },
     },
 ]

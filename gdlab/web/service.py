@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,7 +103,14 @@ def _first_line(text: str) -> str:
 class Lab:
     """The state behind the endpoints: bounded caches of objectives, surfaces, runs and the meta answer."""
 
-    def __init__(self) -> None:
+    def backend(self) -> str:
+        """The engine's backend for a run now: ``auto``, or ``reference`` until the kernels are warm."""
+        return "auto" if self.fused_ready is None or self.fused_ready.is_set() else "reference"
+
+    def __init__(self, fused_ready: threading.Event | None = None) -> None:
+        #: While this event is not set, runs take the reference loop (no compiled code is loaded or
+        #: compiled for them): a server sets it once its kernels' warmup has finished.
+        self.fused_ready = fused_ready
         self._objectives: LRUCache[Any] = _cache("objectives", lambda obj: OBJECTIVE_BYTES)
         self._surfaces: LRUCache[bytes] = _cache("surfaces", byte_length)
         self._runs: LRUCache[bytes] = _cache("runs", byte_length)
@@ -440,7 +448,7 @@ class Lab:
             label = ""
         try:
             rec = run_batch(obj, opt, start, steps=req.steps, schedule=first["schedule"], tol=req.tol, label=label,
-                            cancel=cancel, noise=first["noise"])
+                            cancel=cancel, noise=first["noise"], backend=self.backend())
         except (ValueError, TypeError) as exc:
             raise LabError(f"{first['where']}: {exc}") from None
         if rec.batch_shape == ():  # one run: alone, or a group whose numbers are all equal (0.0 and -0.0)
