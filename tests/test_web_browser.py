@@ -481,3 +481,31 @@ def test_balls_that_share_a_start_and_the_arrows(browser, server):
         assert parts["step"][j] == pytest.approx(parts["gradient"][j] + parts["velocity"][j], rel=1e-9, abs=1e-12)
     assert "a=1" in page.url or lab.state()["arrows"] is True
     lab.close()
+
+
+def test_noise_lesson_escapes_and_repeats_from_its_url(browser, server):
+    """The noise lesson: GD stays in two_wells' shallow well, SGD with σ = 2, B = 1 leaves it, B = 16
+    stays (the deep well is at x > 0); the noise fields show in the cards, travel in the URL, and the
+    reopened page gives the same (seeded) trajectories."""
+    lab = Page(browser, server, width=1400, height=900)
+    page = lab.page
+    page.click('#presets button[data-preset="noise-escape"]')
+    page.wait_for_function("window.gdlab.state.landscape === 'two_wells'")
+    lab.settle()
+    ends = lab.js("window.gdlab.runs.runs.map(r => r.trajectory.at(-1)[0])")
+    assert ends[0] < 0 and ends[1] > 0 and ends[2] < 0, ends
+    assert page.input_value("#noise-sigma-1") == "2" and page.input_value("#noise-batch_size-2") == "16"
+    noise = [o.get("noise") for o in lab.state()["opts"]]
+    assert noise[0] is None and noise[1] == {"sigma": 2, "batch_size": 1, "seed": 10}
+    # a new seed gives another path; the URL keeps it
+    page.fill("#noise-seed-1", "11")
+    page.dispatch_event("#noise-seed-1", "change")
+    page.wait_for_function("window.gdlab.state.opts[1].noise.seed === 11")
+    lab.settle()
+    page.wait_for_timeout(400)
+    first = lab.js("window.gdlab.runs.runs[1].trajectory")
+    again = Page(browser, page.url)
+    assert again.js("window.gdlab.state.opts[1].noise") == {"sigma": 2, "batch_size": 1, "seed": 11}
+    assert again.js("window.gdlab.runs.runs[1].trajectory") == first
+    again.close()
+    lab.close()

@@ -168,6 +168,7 @@
     q.set("o", JSON.stringify(S.opts.map((o) => {
       const x = { n: o.name, c: o.color };
       if (Object.keys(o.hp).length) x.h = o.hp;
+      if (o.noise) x.z = o.noise;
       return x;
     })));
     if (S.start) q.set("s", S.start.map((v) => String(v)).join(","));
@@ -205,7 +206,8 @@
     out.opts = (Array.isArray(opts) ? opts : [])
       .filter((o) => o && optMeta(o.n))
       .slice(0, META.limits.max_optimizers)
-      .map((o, i) => ({ name: o.n, color: /^#[0-9a-fA-F]{6}$/.test(o.c || "") ? o.c : PALETTE[i % 12], hp: o.h || {} }));
+      .map((o, i) => ({ name: o.n, color: /^#[0-9a-fA-F]{6}$/.test(o.c || "") ? o.c : PALETTE[i % 12], hp: o.h || {},
+        noise: validNoise(o.z) }));
     if (q.has("s")) {
       const s = q.get("s").split(",").map(Number);
       out.start = s.every(Number.isFinite) ? s : null;
@@ -551,11 +553,50 @@
       }
       card.append(grid);
       if (moreGrid.childElementCount) card.append(more);
+      card.append(noiseControls(o, i));
       list.append(card);
     });
     $("add-opt").disabled = S.opts.length >= META.limits.max_optimizers;
     updateStatuses();
     updateWarnings();
+  }
+
+  // Stochastic gradients: g̃ = ∇f + (σ/√B)·ξ, ξ ~ N(0, I), seeded (the server draws the noise), so a
+  // run repeats from its URL. σ = 0 or "off" is plain gradient descent.
+  function validNoise(z) {
+    if (!z || typeof z !== "object") return null;
+    const L = META.limits;
+    const sigma = Number(z.sigma), B = Number(z.batch_size ?? 1), seed = Number(z.seed ?? 0);
+    if (!(Number.isFinite(sigma) && sigma >= 0 && sigma <= (L.max_noise_sigma ?? 1e3))) return null;
+    if (!(Number.isInteger(B) && B >= 1 && B <= (L.max_noise_batch ?? 1e6))) return null;
+    if (!(Number.isInteger(seed) && seed >= 0 && seed <= (L.max_noise_seed ?? 2147483647))) return null;
+    return { sigma, batch_size: B, seed };
+  }
+  function noiseControls(o, i) {
+    const box = el("details", { class: "more noise" }, el("summary", { text: o.noise ? `gradient noise σ = ${fmt(o.noise.sigma)}, B = ${o.noise.batch_size}` : "gradient noise (SGD)" }));
+    const grid = el("div", { class: "hp-grid" });
+    const cur = o.noise || { sigma: 0, batch_size: 1, seed: 0 };
+    const field = (key, label, attrs) => {
+      const id = `noise-${key}-${i}`;
+      const inp = el("input", { type: "number", id, ...attrs, "aria-label": `${o.name} noise ${label}` });
+      inp.value = String(cur[key]);
+      inp.addEventListener("change", () => {
+        const next = validNoise({ ...cur, [key]: Number(inp.value) });
+        if (!next) { inp.setCustomValidity(`${label}: out of range`); inp.reportValidity(); return; }
+        inp.setCustomValidity("");
+        Object.assign(cur, next);
+        o.noise = cur.sigma > 0 ? { ...cur } : null;
+        S.lesson = null;
+        requestRun();
+      });
+      grid.append(el("div", { class: "hp", "data-hp": `noise-${key}` }, el("label", { for: id, text: label }), inp, el("span")));
+    };
+    field("sigma", "σ", { min: "0", step: "any" });
+    field("batch_size", "batch B", { min: "1", step: "1" });
+    field("seed", "seed", { min: "0", step: "1" });
+    box.append(grid, el("p", { class: "doc", text: "Each step sees ∇f + (σ/√B)·ξ with ξ ~ N(0, I): a mini-batch of B samples whose gradients scatter by σ. Seeded: the run repeats." }));
+    if (o.noise) box.open = true;
+    return box;
   }
 
   function suggestedSchedule(name) {
@@ -602,7 +643,7 @@
   // requests
   // ---------------------------------------------------------------------------------------------
   function optPayload() {
-    return S.opts.map((o) => ({ name: o.name, hyperparams: o.hp, color: o.color }));
+    return S.opts.map((o) => ({ name: o.name, hyperparams: o.hp, color: o.color, ...(o.noise ? { noise: o.noise } : {}) }));
   }
 
   async function loadSurface() {
@@ -1323,7 +1364,8 @@
     S.landscape = st.landscape || null;
     S.expr = st.expr || "";
     S.params = st.params || {};
-    S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12] }));
+    S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12],
+      noise: validNoise(o.noise) }));
     S.start = st.start || null;
     S.steps = st.steps || 200;
     S.tol = st.tol ?? 1e-6;
