@@ -210,3 +210,16 @@ def test_noise_preset_shows_what_its_lesson_says(client):
     assert noisy["trajectory"][-1][0] > 0.5  # σ = 2, B = 1: over the ridge into the deep well
     assert max(p[0] for p in batched["trajectory"]) < 0  # B = 16: never leaves the shallow well
     assert noisy["noise"] == {"sigma": 2.0, "batch_size": 1, "seed": 10}
+
+
+def test_ratemap_and_noisy_runs_are_weighed_for_admission():
+    from gdlab.web import cost
+    from gdlab.web import models as m
+
+    small = m.RateMapRequest(n=10, steps=100)
+    big = m.RateMapRequest(n=100, steps=1000)
+    assert cost.ratemap_cost(big) == pytest.approx(1000 * cost.ratemap_cost(small))
+    assert cost.ratemap_cost(big) <= cost.MAX_REQUEST_COST  # the largest map is admitted on an idle server
+    plain = m.RunRequest(landscape="elliptic", optimizers=[{"name": "sgd"}], steps=1000)
+    noisy = m.RunRequest(landscape="elliptic", optimizers=[{"name": "sgd", "noise": {"sigma": 1}}], steps=1000)
+    assert cost.run_cost(noisy) > 10 * cost.run_cost(plain)  # the reference loop, not compiled code

@@ -81,9 +81,9 @@ def rate_between(x_from: Any, x_to: Any, minimum: Any, steps: int, *, floor: flo
     :math:`(\\lVert x_{to} - x^*\rVert / \\lVert x_{from} - x^*\rVert)^{1/steps}`. NaN where an error is not
     finite or is at most ``floor`` (x* itself, or an error underflowing: no rate to measure)."""
     x_star = np.asarray(minimum, dtype=np.float64)
-    e0 = np.linalg.norm(np.asarray(x_from, dtype=np.float64) - x_star, axis=-1)
-    e1 = np.linalg.norm(np.asarray(x_to, dtype=np.float64) - x_star, axis=-1)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # far-out points: errors that overflow are refused below
+        e0 = np.linalg.norm(np.asarray(x_from, dtype=np.float64) - x_star, axis=-1)
+        e1 = np.linalg.norm(np.asarray(x_to, dtype=np.float64) - x_star, axis=-1)
         rate = (e1 / e0) ** (1.0 / steps)
     ok = np.isfinite(e0) & np.isfinite(e1) & (e0 > floor) & (e1 > floor)
     return np.where(ok, rate, math.nan)
