@@ -509,3 +509,36 @@ def test_noise_lesson_escapes_and_repeats_from_its_url(browser, server):
     assert again.js("window.gdlab.runs.runs[1].trajectory") == first
     again.close()
     lab.close()
+
+
+def test_convergence_rates_and_the_rate_map(browser, server):
+    """On the quadratic (κ = 10): the panel shows the optimal lr 2/(λmin+λmax) = 2/11 and momentum
+    ((√10−1)/(√10+1))² (closed forms computed here), the measured rates of the runs; a click on the
+    rate map sets the heavy-ball optimizer's lr and momentum."""
+    from urllib.parse import quote
+
+    opts = [{"n": "sgd", "c": "#1f77b4", "h": {"lr": 0.05, "momentum": 0.5}}]
+    lab = Page(browser, f"{server}#l=quadratic&o={quote(json.dumps(opts))}&n=200", width=1400, height=900)
+    page = lab.page
+    lab.settle()
+    page.wait_for_selector("#ratemap .nsewdrag", state="attached", timeout=30_000)
+    assert page.locator("#rates-panel").is_visible()
+    text = page.locator("#rates-text").inner_text()
+    gd_lr, beta = 2 / 11, ((math.sqrt(10) - 1) / (math.sqrt(10) + 1)) ** 2
+    assert f"{gd_lr:.4g}" in text and f"{beta:.4g}" in text, text
+    rate = lab.js("window.gdlab.runs.runs[0].measured_rate")
+    assert rate is not None and 0 < rate < 1
+    page.locator("#ratemap").scroll_into_view_if_needed()
+    box = page.locator("#ratemap .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.wait_for_function("window.gdlab.state.opts[0].hp.momentum !== 0.5", timeout=10_000)
+    hp = lab.state()["opts"][0]["hp"]
+    assert 0.5 < hp["momentum"] < 0.9 and hp["lr"] != 0.05
+    lab.settle()
+    # elsewhere the panel is hidden
+    page.select_option("#landscape", "rosenbrock")
+    page.wait_for_function("window.gdlab.state.landscape === 'rosenbrock'")
+    lab.settle()
+    assert not page.locator("#rates-panel").is_visible()
+    lab.close()

@@ -679,6 +679,7 @@
       updateWarnings();
       writeHash();
       if (!S.landscape) analyze();
+      requestRates();
     } catch (err) {
       if (seq === runSeq) showError(err.message);
     }
@@ -1287,6 +1288,96 @@
       dragmode: false,
     }, { displayModeBar: false, responsive: true, staticPlot: false });
     D.previewDrawn = D.preview;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // convergence rates on the quadratic (Distill's "Why Momentum Really Works")
+  // ---------------------------------------------------------------------------------------------
+  // The optimizer the rate panel speaks for: the first heavy-ball one (sgd with momentum and no
+  // Nesterov, or the seeds' momentum form), else the first sgd; its lr and momentum.
+  function rateSubject() {
+    const i = S.opts.findIndex((o) => (o.name === "sgd" && !o.hp.nesterov) || o.name === "momentum");
+    if (i < 0) return null;
+    const o = S.opts[i];
+    const lr = lrOf(o);
+    const mu = o.hp.momentum ?? (optMeta(o.name).hyperparams.find((h) => h.name === "momentum") || {}).default ?? 0;
+    return { index: i, lr, momentum: mu };
+  }
+  function quadraticParams() {
+    const lm = landscapeMeta();
+    const get = (name) => S.params[name] ?? lm.params.find((h) => h.name === name).default;
+    return { condition: get("condition"), angle: get("angle") };
+  }
+  const ratesOn = () => S.landscape === "quadratic" && dim() === 2;
+  const fetchRates = debounce(updateRates, 120);
+  function requestRates() {
+    $("rates-panel").hidden = !ratesOn();  // at once: the panel never outlives its landscape
+    if (ratesOn()) fetchRates();
+  }
+  async function updateRates() {
+    if (!ratesOn()) return;
+    const q = quadraticParams();
+    const subj = rateSubject();
+    const text = $("rates-text");
+    try {
+      const lr = subj ? subj.lr : lrOf(S.opts[0]);
+      const rates = await api("/api/rates", { ...q, lr, momentum: subj ? Math.min(subj.momentum, 0.9999) : 0 }, "rates");
+      if (!rates) return;
+      D.rates = rates;
+      const measured = (D.runs ? D.runs.runs : []).map((r, i) =>
+        el("tr", {}, el("th", { text: `${S.opts[i] ? S.opts[i].name : r.optimizer} (measured)` }),
+          el("td", { text: r.measured_rate == null ? "—" : fmt(r.measured_rate, 4) })));
+      const row = (name, v) => el("tr", {}, el("th", { text: name }), el("td", { text: v }));
+      const o = rates.optimal;
+      text.innerHTML = "";
+      text.append(el("table", {},
+        row("eigenvalues λ", rates.eigenvalues.map((v) => fmt(v, 3)).join(", ") + ` (κ = ${fmt(rates.condition, 4)})`),
+        row(`GD at lr ${fmt(lr, 3)}: max |1 − ηλ|`, fmt(rates.gd_rate, 4)),
+        ...(subj ? [row(`heavy ball at lr ${fmt(lr, 3)}, β ${fmt(subj.momentum, 3)}`, fmt(rates.momentum_rate, 4))] : []),
+        row("optimal GD: lr 2/(λmin+λmax)", `${fmt(o.gd_lr, 4)} → rate ${fmt(o.gd_rate, 4)}`),
+        row("optimal heavy ball: β ((√κ−1)/(√κ+1))²", `${fmt(o.momentum, 4)}, lr ${fmt(o.momentum_lr, 4)} → rate ${fmt(o.momentum_rate, 4)}`),
+        ...measured));
+      await drawRateMap(q, subj, o);
+    } catch (err) {
+      text.textContent = err.message;
+    }
+  }
+  async function drawRateMap(q, subj, optimal) {
+    const gd = $("ratemap");
+    if (!PL.base) await plotlyReady;  // the first runs can be back before Plotly.js
+    // lr from 10⁻⁴ of to a little past heavy ball's largest stable rate, 2(1+β)/λmax < 4/λmax
+    const lrHi = 4.4 / maxOf(D.rates.eigenvalues);
+    const key = JSON.stringify([q, lrHi]);
+    if (D.ratemapKey !== key) {
+      const map = await api("/api/ratemap", { ...q, lr: [lrHi / 1e4, lrHi], momentum: [0, 0.99], n: 48, steps: 200 }, "ratemap");
+      if (!map) return;
+      D.ratemap = map;
+      D.ratemapKey = key;
+    }
+    const map = D.ratemap;
+    const traces = [{ type: "heatmap", x: map.lr, y: map.momentum, z: map.measured, zmin: 0, zmax: 1, colorscale: "Viridis",
+      reversescale: true, colorbar: { thickness: 8, title: { text: "rate" } },
+      hovertemplate: "lr %{x:.3g}<br>β %{y:.3g}<br>rate %{z:.3f}<extra></extra>" }];
+    if (subj) traces.push({ type: "scatter", mode: "markers", x: [subj.lr], y: [subj.momentum], hoverinfo: "skip",
+      marker: { symbol: "x-thin", size: 14, line: { color: "#e74c3c", width: 3 } }, showlegend: false });
+    traces.push({ type: "scatter", mode: "markers", x: [optimal.momentum_lr], y: [optimal.momentum], hoverinfo: "skip",
+      marker: { symbol: "star", size: 12, color: "#fff", line: { color: "#111", width: 1 } }, showlegend: false });
+    plotWith(PL.base, gd, traces, {
+      margin: { l: 48, r: 8, t: 6, b: 32 }, showlegend: false, paper_bgcolor: "#ffffff",
+      xaxis: { title: { text: "lr" }, type: "log", exponentformat: "power" }, yaxis: { title: { text: "momentum β" } },
+      dragmode: false,
+    }, { displayModeBar: false, responsive: true });
+    hookOnce(gd, (g) => g.on("plotly_click", (ev) => {
+      const p = ev.points && ev.points[0];
+      const s = rateSubject();
+      if (!p || !s) return;
+      const o = S.opts[s.index];
+      o.hp.lr = round3(p.x);
+      o.hp.momentum = round3(p.y);
+      S.lesson = null;
+      renderOptimizers();
+      requestRun();
+    }));
   }
 
   // ---------------------------------------------------------------------------------------------
