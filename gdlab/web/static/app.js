@@ -1552,7 +1552,8 @@
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
   function snapshot() {
-    return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts: S.opts,
+    const opts = S.opts.map((o) => ({ ...o, noise: o.noise || null }));
+    return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts,
       start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, arrows: S.arrows,
       step: Math.floor(A.t) });
   }
