@@ -542,3 +542,43 @@ def test_convergence_rates_and_the_rate_map(browser, server):
     lab.settle()
     assert not page.locator("#rates-panel").is_visible()
     lab.close()
+
+
+IN_VIEW = """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 1
+      && r.right <= innerWidth + 1; }"""
+
+
+def test_one_screen_on_a_desktop_and_lessons_on_a_phone(browser, server):
+    """1400×900: the plot, the first optimizer's controls, the loss chart and the lesson's text are
+    on screen together without scrolling. 390×844: after choosing a lesson the plot is in view, and
+    every visible control is at least 24 px each way."""
+    lab = Page(browser, server, width=1400, height=900)
+    page = lab.page
+    page.click('#presets button[data-preset="noise-escape"]')
+    page.wait_for_function("window.gdlab.state.landscape === 'two_wells'")
+    lab.settle()
+    assert lab.js("window.scrollY") == 0
+    for sel in ("#plot", "#loss", '#opt-list .opt-card[data-index="0"] [data-hp="lr"] input[type="range"]',
+                "#lesson-text"):
+        assert page.evaluate(IN_VIEW, sel), sel
+    assert "noise" in page.locator("#lesson-text").inner_text().lower()
+    lab.close()
+
+    phone = Page(browser, server, width=390, height=844)
+    page = phone.page
+    page.locator('#presets button[data-preset="noise-escape"]').scroll_into_view_if_needed()
+    assert not page.evaluate(IN_VIEW, "#plot")
+    page.click('#presets button[data-preset="noise-escape"]')
+    page.wait_for_function("window.gdlab.state.landscape === 'two_wells'")
+    phone.settle()
+    page.wait_for_timeout(300)
+    top = lab_top = page.evaluate("document.getElementById('plot').getBoundingClientRect().top")
+    assert -1 <= top < 844 / 2, lab_top
+    phone.js("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    small = phone.js("""[...document.querySelectorAll('button, select, input, summary, a')]
+        .map((e) => [e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 20),
+                     e.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && r.height > 0 && (r.width < 24 || r.height < 24)).map(([n, r]) => n)""")
+    assert small == [], small
+    phone.close()

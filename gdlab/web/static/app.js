@@ -413,8 +413,9 @@
     pr.innerHTML = "";
     for (const p of META.presets) {
       pr.append(el("button", { type: "button", "data-preset": p.id, "aria-pressed": "false", title: p.summary || "",
-        text: p.title, onclick: () => applyPreset(p) }));
+        text: p.title, onclick: () => chooseLesson(p) }));
     }
+    $("lesson-more").addEventListener("click", () => $("presets").scrollIntoView({ block: "nearest" }));
 
     $("play").addEventListener("click", togglePlay);
     $("step").addEventListener("click", () => stepBy(1));
@@ -1470,9 +1471,20 @@
     renderLesson();
     await afterProblemChange();
   }
+  // A lesson chosen on a narrow screen (one column, lessons below the picture) brings the picture
+  // into view; on a wide one the panels return to their top: the lesson's text and its optimizers.
+  async function chooseLesson(p) {
+    const narrow = window.matchMedia("(max-width: 900px)").matches;
+    const done = applyPreset(p);
+    if (narrow) $("plot").scrollIntoView({ block: "start" });
+    else document.querySelector(".panels").scrollTop = 0;  // the lesson's text and its optimizers, on top
+    await done;
+  }
   function renderLesson() {
     const p = META.presets.find((x) => x.id === S.lesson);
     $("lesson-text").textContent = p ? p.text : "";
+    $("lesson-title").textContent = p ? `Lesson: ${p.title}` : "";
+    $("lesson-now").hidden = !p;
     document.querySelectorAll("#presets button").forEach((b) => b.setAttribute("aria-pressed", String(!!p && b.dataset.preset === p.id)));
   }
   async function copyLink() {
