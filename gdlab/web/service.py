@@ -396,7 +396,8 @@ class Lab:
 
     @staticmethod
     def _run_extras(obj: Any, res: Any, noise: Noise | None) -> dict[str, Any]:
-        """What the page shows beside a run: its noise, its optimizer's stability rule checked at every
+        """What the page shows beside a run: its noise, the gradient at every point (``grad``: ∇f, not
+        the noisy gradient the optimizer saw), its optimizer's stability rule checked at every
         point (:func:`gdlab.engine.stability.check_run`) and the rate measured towards the nearest known
         minimum (:func:`gdlab.engine.rates.measured_rate`)."""
         stability = _stability.check_run(obj, res.optimizer, res.hyperparams, res.trajectory, res.lr)
@@ -405,8 +406,12 @@ class Lab:
         if near is not None and res.status != "diverged":
             value = float(_rates.measured_rate(res.trajectory, near["location"]))
             rate = value if math.isfinite(value) else None
+        grad = None
+        if len(res.trajectory):  # the gradient at every point, for the page's arrows
+            _, g = obj.value_and_grad(np.asarray(res.trajectory, dtype=np.float64))
+            grad = np.asarray(g, dtype=np.float64).reshape(len(res.trajectory), -1)
         return {"noise": None if noise is None else noise.to_dict(), "stability": jsonable(stability),
-                "measured_rate": rate}
+                "measured_rate": rate, "grad": None if grad is None else jsonable(grad)}
 
     @staticmethod
     def _schedule(spec: m.ScheduleSpec, where: str) -> Any:

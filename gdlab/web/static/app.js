@@ -17,9 +17,33 @@
     "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#000080", "#808000"];
   const PRIMARY_HP = new Set(["lr", "momentum", "betas", "max_lr", "alpha", "rho", "lr_decay", "nesterov"]);
   const LOG_HP = { lr: [-5, 1], eps: [-12, 0], max_lr: [-5, 1] };
-  const UNIT_HP = new Set(["momentum", "dampening", "alpha"]);
+  // factors in [0, 1) without a declared upper bound: their slider stops just short of 1
+  const UNIT_HP = { momentum: 0.999, alpha: 0.999, dampening: 1 };
+  const HP_WORDS = { lr: "learning rate", max_lr: "maximum learning rate", eps: "epsilon", momentum: "momentum",
+    weight_decay: "weight decay", condition: "condition number" };
+
+  // The slider of a real parameter: [low, high, log] on its declared range (a log scale when the
+  // range spans three decades or more), the conventional span of lr and ε, or null for a number box.
+  function sliderSpan(spec, base) {
+    if (LOG_HP[base]) return [...LOG_HP[base], true];
+    if (base.startsWith("betas")) return [spec.low ?? 0, 0.9999, false];
+    const lo = spec.low ?? 0;
+    let hi = spec.high;
+    if (hi == null || !Number.isFinite(hi)) {
+      if (!(base in UNIT_HP)) return null;
+      hi = UNIT_HP[base];
+    } else if (spec.high_open) {
+      hi = hi - (hi - lo) / 1000;
+    }
+    if (lo > 0 && hi / lo >= 1000) return [Math.log10(lo), Math.log10(hi), true];
+    return [lo, hi, false];
+  }
+  function rangeText(spec) {
+    const lo = spec.low == null ? "(-inf" : `${spec.low_open ? "(" : "["}${spec.low}`;
+    const hi = spec.high == null ? "inf)" : `${spec.high}${spec.high_open ? ")" : "]"}`;
+    return `${lo}, ${hi}`;
+  }
   const TRAIL = 24; // steps of the bright fading trail
-  const BALL_R = 8; // px: the balls' radius on the 2-D plot
   const GRID = 200; // surface grid per axis
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...kids) => {
@@ -47,25 +71,24 @@
   const maxOf = (arr) => arr.reduce((a, b) => (b > a ? b : a), -Infinity);
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const clone = (o) => JSON.parse(JSON.stringify(o));
+  // At most one call per ``ms`` while calls keep coming (the first at once, the last one always made):
+  // a dragged slider redraws the paths as it moves, not only when it stops.
+  function throttle(fn, ms) {
+    let last = -Infinity, t = null, pending = null;
+    const fire = () => { t = null; last = performance.now(); const args = pending; pending = null; fn(...args); };
+    const th = (...args) => {
+      pending = args;
+      if (t !== null) return;
+      const wait = Math.max(0, last + ms - performance.now());
+      t = setTimeout(fire, wait);
+    };
+    th.now = (...args) => { clearTimeout(t); pending = args; fire(); };
+    return th;
+  }
   function debounce(fn, ms) {
     let t = null;
     const d = (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
     d.now = (...args) => { clearTimeout(t); fn(...args); };
-    return d;
-  }
-
-  // at most one call per ms, the first at once and the last one after the burst (a dragged slider
-  // redraws the paths while it moves, and its final value is always run)
-  function throttle(fn, ms) {
-    let last = -Infinity, t = null, pending = null;
-    const fire = () => { t = null; last = performance.now(); const a = pending; pending = null; fn(...a); };
-    const d = (...args) => {
-      pending = args;
-      if (t) return;
-      const wait = last + ms - performance.now();
-      if (wait <= 0) fire(); else t = setTimeout(fire, wait);
-    };
-    d.now = (...args) => { clearTimeout(t); t = null; pending = args; fire(); };
     return d;
   }
 
@@ -76,7 +99,7 @@
   const S = {
     landscape: null, expr: "", params: {},
     opts: [], start: null, steps: 200, tol: 1e-6,
-    schedule: null, view3d: false, step: 0, lesson: null, arrows: false,
+    schedule: null, view3d: false, arrows: false, step: 0, lesson: null,
   };
   const D = { surface: null, runs: null, analysis: null, surfaceKey: null, exprStatus: null };
   const A = { playing: false, t: 0, speed: 40, last: 0, frames: [], fps: 0, maxLen: 1 };
@@ -145,6 +168,7 @@
     q.set("o", JSON.stringify(S.opts.map((o) => {
       const x = { n: o.name, c: o.color };
       if (Object.keys(o.hp).length) x.h = o.hp;
+      if (o.noise) x.z = o.noise;
       return x;
     })));
     if (S.start) q.set("s", S.start.map((v) => String(v)).join(","));
@@ -152,7 +176,7 @@
     if (S.tol !== 1e-6) q.set("t", String(S.tol));
     if (S.schedule) q.set("sc", JSON.stringify(S.schedule));
     if (S.view3d) q.set("v", "3d");
-    if (S.arrows) q.set("arrows", "1");
+    if (S.arrows) q.set("a", "1");
     const k = Math.floor(A.t);
     if (k > 0) q.set("k", String(k));
     if (S.lesson) q.set("lesson", S.lesson);
@@ -182,7 +206,8 @@
     out.opts = (Array.isArray(opts) ? opts : [])
       .filter((o) => o && optMeta(o.n))
       .slice(0, META.limits.max_optimizers)
-      .map((o, i) => ({ name: o.n, color: /^#[0-9a-fA-F]{6}$/.test(o.c || "") ? o.c : PALETTE[i % 12], hp: o.h || {} }));
+      .map((o, i) => ({ name: o.n, color: /^#[0-9a-fA-F]{6}$/.test(o.c || "") ? o.c : PALETTE[i % 12], hp: o.h || {},
+        noise: validNoise(o.z) }));
     if (q.has("s")) {
       const s = q.get("s").split(",").map(Number);
       out.start = s.every(Number.isFinite) ? s : null;
@@ -194,7 +219,7 @@
     const sc = q.has("sc") ? tryJSON(q.get("sc"), null) : null;
     out.schedule = sc && schedMeta(sc.name) ? { name: sc.name, params: sc.params || {} } : null;
     out.view3d = q.get("v") === "3d";
-    out.arrows = q.get("arrows") === "1";
+    out.arrows = q.get("a") === "1";
     out.step = Math.max(parseInt(q.get("k") || "0", 10) || 0, 0);
     out.lesson = q.get("lesson") || null;
     Object.assign(S, out);
@@ -251,58 +276,48 @@
     }
     const base = name.replace(/\[\d\]$/, "");
     const out = el("output", { for: id });
-    // a declared range spanning decades (the quadratic's condition number 1..1e8) gets a log slider
-    const decades = spec.kind === "real" && spec.low > 0 && Number.isFinite(spec.high) && spec.high / spec.low >= 1000
-      ? [Math.log10(spec.low), Math.log10(spec.high)] : null;
-    const logRange = LOG_HP[base] || decades;
-    if (spec.kind === "real" && logRange && !(spec.optional && value == null)) {
+    const owner = typeof ctx === "number" && S.opts[ctx] ? `${S.opts[ctx].name} ` : "";
+    const spoken = `${owner}${HP_WORDS[base] || name}`;  // what a screen reader calls the control
+    const span = spec.kind === "real" && !(spec.optional && value == null) ? sliderSpan(spec, base) : null;
+    if (span) {
+      const [lo, hi, log] = span;
       const v = value == null ? spec.default : value;
-      const inp = el("input", { type: "range", id, min: logRange[0], max: logRange[1], step: "0.01",
-        "aria-valuetext": fmt(v) });
-      inp.value = String(v > 0 ? Math.log10(v) : logRange[0]);
-      // a box to type an exact value beside the log slider
-      const lo = spec.low ?? 0, hi = spec.high ?? Infinity;
-      const box = el("input", { type: "number", class: "hp-exact", step: "any", "aria-label": `${name} value`,
-        min: spec.low != null ? String(spec.low) : undefined, max: Number.isFinite(hi) ? String(hi) : undefined });
-      box.value = String(v);
-      inp.addEventListener("input", () => {
-        const nv = round3(10 ** Number(inp.value));
-        box.value = String(nv);
-        box.classList.remove("invalid");
-        inp.setAttribute("aria-valuetext", fmt(nv));
-        setVal(nv);
-      });
-      box.addEventListener("change", () => {
-        const nv = Number(box.value);
-        const ok = box.value !== "" && Number.isFinite(nv) && nv > lo && nv >= (spec.low ?? 0) && nv <= hi;
-        box.classList.toggle("invalid", !ok);
-        box.title = ok ? "" : `a number in (${fmt(lo)}, ${fmt(hi)}]`;
-        if (!ok) return;
-        inp.value = String(Math.log10(nv));
-        inp.setAttribute("aria-valuetext", fmt(nv));
-        setVal(nv);
-      });
-      row.append(label, inp, box);
-      return row;
-    }
-    const unit = spec.kind === "real" && (UNIT_HP.has(base) || base.startsWith("betas"))
-      || (spec.kind === "real" && spec.low != null && spec.high != null && Number.isFinite(spec.low)
-        && Number.isFinite(spec.high));
-    if (unit) {
-      const lo = spec.low ?? 0;
-      // the declared range, whole; an open-ended unit parameter (momentum, dampening) stops short of 1
-      const hi = base.startsWith("betas") ? 0.9999 : (spec.high != null && Number.isFinite(spec.high) ? spec.high : 0.999);
-      const step = base.startsWith("betas") ? 0.0001 : Math.min(0.001, (hi - lo) / 1000);
-      const v = value == null ? spec.default : value;
-      const inp = el("input", { type: "range", id, min: lo, max: hi, step: String(step) });
-      inp.value = String(v);
+      const toPos = (x) => (log ? (x > 0 ? Math.log10(x) : lo) : x);
+      const fromPos = (p) => (log ? round3(10 ** p) : Number(p.toPrecision(6)));
+      const inp = el("input", { type: "range", id, min: lo, max: hi, step: log ? "0.01" : "any",
+        "aria-label": spoken, "aria-valuetext": fmt(v) });
+      inp.value = String(toPos(v));
       out.textContent = fmt(v);
+      const show = (nv) => { out.textContent = fmt(nv); inp.setAttribute("aria-valuetext", fmt(nv)); };
       inp.addEventListener("input", () => {
-        const nv = Number(Number(inp.value).toPrecision(6));
-        out.textContent = fmt(nv);
+        const nv = fromPos(Number(inp.value));
+        show(nv);
+        if (box) box.value = String(nv);
         setVal(nv);
       });
+      let box = null;
+      if (log) {  // a log slider also takes an exact value, typed
+        box = el("input", { type: "number", class: "exact", step: "any", "aria-label": `${spoken}, exact value` });
+        if (spec.low != null) box.min = String(spec.low);
+        if (spec.high != null) box.max = String(spec.high);
+        box.value = String(v);
+        box.addEventListener("change", () => {
+          const nv = Number(box.value);
+          const okLow = spec.low == null || (spec.low_open ? nv > spec.low : nv >= spec.low);
+          const okHigh = spec.high == null || (spec.high_open ? nv < spec.high : nv <= spec.high);
+          if (box.value === "" || !Number.isFinite(nv) || !okLow || !okHigh) {
+            box.setCustomValidity(`${name} must be in ${rangeText(spec)}`);
+            box.reportValidity();
+            return;
+          }
+          box.setCustomValidity("");
+          inp.value = String(toPos(nv));
+          show(nv);
+          setVal(nv);
+        });
+      }
       row.append(label, inp, out);
+      if (box) row.append(box);
       return row;
     }
     // numbers: real or int, possibly optional (empty = not set)
@@ -398,13 +413,9 @@
     pr.innerHTML = "";
     for (const p of META.presets) {
       pr.append(el("button", { type: "button", "data-preset": p.id, "aria-pressed": "false", title: p.summary || "",
-        text: p.title, onclick: () => {
-          const done = applyPreset(p);
-          // on a narrow screen the lesson's picture is above the buttons: bring it into view
-          if (window.matchMedia("(max-width: 900px)").matches) $("plot-wrap").scrollIntoView({ block: "start" });
-          return done;
-        } }));
+        text: p.title, onclick: () => chooseLesson(p) }));
     }
+    $("lesson-more").addEventListener("click", () => $("presets").scrollIntoView({ block: "nearest" }));
 
     $("play").addEventListener("click", togglePlay);
     $("step").addEventListener("click", () => stepBy(1));
@@ -452,7 +463,7 @@
   }
 
   let paramsFor = null;
-  const paramChanged = throttle(() => { S.lesson = null; afterProblemChange(); }, 120);
+  const paramChanged = debounce(() => { S.lesson = null; afterProblemChange(); }, 150);
   function renderLandscapeParams() {
     const lm = landscapeMeta();
     const key = lm ? lm.name + JSON.stringify(S.params) : null;
@@ -484,6 +495,7 @@
     $("steps").value = String(S.steps);
     $("tol").value = String(S.tol);
     $("view3d").checked = S.view3d;
+    $("arrows").checked = S.arrows;
     $("view3d").disabled = one;
   }
   const round6 = (v) => Number(Number(v).toPrecision(6));
@@ -521,9 +533,10 @@
       remove.addEventListener("click", () => { S.opts.splice(i, 1); S.lesson = null; renderOptimizers(); requestRun(); });
       card.append(el("div", { class: "opt-head" }, colour, sel, remove));
       card.append(el("p", { class: "opt-status", id: `opt-status-${i}` }));
-      // the visible status changes every frame; screen readers hear only a change of status
-      card.append(el("p", { class: "sr-only opt-live", id: `opt-live-${i}`, "aria-live": "polite" }));
+      // announced only when a run's status changes (the line above changes every frame while playing)
+      card.append(el("p", { class: "sr-only", id: `opt-announce-${i}`, "aria-live": "polite" }));
       card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
+      card.append(el("p", { class: "opt-rule doc", id: `opt-rule-${i}` }));
       const grid = el("div", { class: "hp-grid" });
       const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
       const moreGrid = el("div", { class: "hp-grid" });
@@ -537,17 +550,54 @@
       };
       for (const spec of meta.hyperparams) {
         const ctl = hpControl(spec, o.hp[spec.name] ?? spec.default, onChange, i);
-        const what = spec.name === "lr" ? "learning rate" : spec.name;
-        ctl.querySelectorAll("input").forEach((inp) => inp.setAttribute("aria-label", `${optLabel(o.name)} ${what}`));
         (PRIMARY_HP.has(spec.name) ? grid : moreGrid).append(ctl);
       }
       card.append(grid);
       if (moreGrid.childElementCount) card.append(more);
+      card.append(noiseControls(o, i));
       list.append(card);
     });
     $("add-opt").disabled = S.opts.length >= META.limits.max_optimizers;
     updateStatuses();
     updateWarnings();
+  }
+
+  // Stochastic gradients: g̃ = ∇f + (σ/√B)·ξ, ξ ~ N(0, I), seeded (the server draws the noise), so a
+  // run repeats from its URL. σ = 0 or "off" is plain gradient descent.
+  function validNoise(z) {
+    if (!z || typeof z !== "object") return null;
+    const L = META.limits;
+    const sigma = Number(z.sigma), B = Number(z.batch_size ?? 1), seed = Number(z.seed ?? 0);
+    if (!(Number.isFinite(sigma) && sigma >= 0 && sigma <= (L.max_noise_sigma ?? 1e3))) return null;
+    if (!(Number.isInteger(B) && B >= 1 && B <= (L.max_noise_batch ?? 1e6))) return null;
+    if (!(Number.isInteger(seed) && seed >= 0 && seed <= (L.max_noise_seed ?? 2147483647))) return null;
+    return { sigma, batch_size: B, seed };
+  }
+  function noiseControls(o, i) {
+    const box = el("details", { class: "more noise" }, el("summary", { text: o.noise ? `gradient noise σ = ${fmt(o.noise.sigma)}, B = ${o.noise.batch_size}` : "gradient noise (SGD)" }));
+    const grid = el("div", { class: "hp-grid" });
+    const cur = o.noise || { sigma: 0, batch_size: 1, seed: 0 };
+    const field = (key, label, attrs) => {
+      const id = `noise-${key}-${i}`;
+      const inp = el("input", { type: "number", id, ...attrs, "aria-label": `${o.name} noise ${label}` });
+      inp.value = String(cur[key]);
+      inp.addEventListener("change", () => {
+        const next = validNoise({ ...cur, [key]: Number(inp.value) });
+        if (!next) { inp.setCustomValidity(`${label}: out of range`); inp.reportValidity(); return; }
+        inp.setCustomValidity("");
+        Object.assign(cur, next);
+        o.noise = cur.sigma > 0 ? { ...cur } : null;
+        S.lesson = null;
+        requestRun();
+      });
+      grid.append(el("div", { class: "hp", "data-hp": `noise-${key}` }, el("label", { for: id, text: label }), inp, el("span")));
+    };
+    field("sigma", "σ", { min: "0", step: "any" });
+    field("batch_size", "batch B", { min: "1", step: "1" });
+    field("seed", "seed", { min: "0", step: "1" });
+    box.append(grid, el("p", { class: "doc", text: "Each step sees ∇f + (σ/√B)·ξ with ξ ~ N(0, I): a mini-batch of B samples whose gradients scatter by σ. Seeded: the run repeats." }));
+    if (o.noise) box.open = true;
+    return box;
   }
 
   function suggestedSchedule(name) {
@@ -594,7 +644,7 @@
   // requests
   // ---------------------------------------------------------------------------------------------
   function optPayload() {
-    return S.opts.map((o) => ({ name: o.name, hyperparams: o.hp, color: o.color }));
+    return S.opts.map((o) => ({ name: o.name, hyperparams: o.hp, color: o.color, ...(o.noise ? { noise: o.noise } : {}) }));
   }
 
   async function loadSurface() {
@@ -630,11 +680,12 @@
       updateWarnings();
       writeHash();
       if (!S.landscape) analyze();
+      requestRates();
     } catch (err) {
       if (seq === runSeq) showError(err.message);
     }
   }
-  const requestRun = throttle(() => { writeHash(); runNow(); requestPreview(); }, 100);
+  const requestRun = throttle(() => { writeHash(); runNow(); requestPreview(); }, 50);
 
   async function analyze() {
     const s = currentStart();
@@ -754,39 +805,40 @@
       if (!r) { p.textContent = "…"; p.className = "opt-status"; return; }
       const txt = statusText(r, k);
       const done = k >= r.stopped_at;
-      const live = $(`opt-live-${i}`);
-      const said = `${optLabel(o.name)}: ${done ? txt : "running"}`;
-      if (live && live.textContent !== said) live.textContent = said;
       const loss = r.loss[Math.min(k, r.loss.length - 1)];
       const full = `${txt} · f = ${fmt(loss)}`;
       if (p.textContent !== full) p.textContent = full;
+      const news = `${o.name}: ${done ? txt : "running"}`;
+      const said = $(`opt-announce-${i}`);
+      if (said && said.textContent !== news) said.textContent = news;
       const cls = "opt-status" + (done ? " " + r.status : "");
       if (p.className !== cls) p.className = cls;
       p.title = r.reason || "";
     });
   }
-  const OPT_LABELS = { sgd: "SGD", adam: "Adam", adamw: "AdamW", rmsprop: "RMSprop", adagrad: "Adagrad",
-    adadelta: "Adadelta", adamax: "Adamax", nadam: "NAdam", radam: "RAdam", lbfgs: "L-BFGS", asgd: "ASGD", rprop: "Rprop" };
-  function optLabel(name) { return OPT_LABELS[name] || name; }
   function lrOf(o) {
     if (o.hp.lr !== undefined) return o.hp.lr;
     const spec = optMeta(o.name).hyperparams.find((h) => h.name === "lr");
     return spec ? spec.default : null;
   }
+  // Each run is checked against its own method's stability rule (from the server, along the run, at
+  // the rate the schedule gives): GD's 2/λmax, heavy ball's 2(1+μ)/λmax, Nesterov's, Adam's
+  // preconditioned sharpness; other methods have no known limit and are never flagged.
   function updateWarnings() {
-    const an = D.analysis;
     S.opts.forEach((o, i) => {
       const w = $(`opt-warn-${i}`);
+      const rule = $(`opt-rule-${i}`);
       if (!w) return;
-      const lr = lrOf(o);
-      const parts = [];
-      if (an && lr != null) {
-        const at = [["start", an.start], ["minimum", an.nearest_minimum]];
-        for (const [where, a] of at) {
-          if (a && a.critical_lr != null && lr > a.critical_lr) parts.push(`at the ${where} (2/λmax = ${fmt(a.critical_lr, 3)})`);
-        }
+      const r = D.runs && D.runs.runs[i];
+      const st = r && r.stability;
+      if (!st) { w.textContent = ""; if (rule) rule.textContent = ""; return; }
+      if (rule) {
+        const rate = r.measured_rate != null ? ` · measured rate ${fmt(r.measured_rate, 3)} per step` : "";
+        rule.textContent = (st.rule === "none" ? "stability: no known limit for this method" : `stability: ${st.text}`) + rate;
       }
-      w.textContent = parts.length ? `⚠ lr ${fmt(lr, 3)} exceeds GD's critical lr ${parts.join(" and ")}` : "";
+      if (st.rule === "none" || st.first_exceeded == null) { w.textContent = ""; return; }
+      const ratio = st.ratio[st.first_exceeded];
+      w.textContent = `⚠ unstable from step ${st.first_exceeded}: ${fmt(ratio, 3)}× its limit (${st.text})`;
     });
   }
   function renderStability() {
@@ -808,7 +860,9 @@
     });
     row("type", (c) => c.classification);
     box.append(table);
-    box.append(el("p", { class: "doc", text: "Gradient descent is stable near a point where lr < 2/λmax (λmax: largest Hessian eigenvalue)." }));
+    box.append(el("p", { class: "doc", text: "Gradient descent is stable near a point where lr < 2/λmax (λmax: largest Hessian "
+      + "eigenvalue); heavy-ball momentum where lr < 2(1+μ)/λmax; Adam where lr·λmax(diag(1/(√v̂+ε))·H) < (2+2β₁)/(1−β₁). "
+      + "Each optimizer card says which rule applies to it and flags its run only when that rule is broken." }));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -919,7 +973,7 @@
         traces.push({ type: "scatter3d", mode: "lines", x: [], y: [], z: [], line: { color: r.color, width: 5 },
           hoverinfo: "skip", showlegend: false });
       }
-      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 5, color: [], line: { color: "#fff", width: 1 } },
+      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 10, color: [], line: { color: "#fff", width: 1 } },
         hoverinfo: "skip", showlegend: false });
       layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
         zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene && plotKind === "surface" ? gd._fullLayout.scene.camera : undefined } };
@@ -929,7 +983,8 @@
     layout.paper_bgcolor = "#ffffff";
     layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
     $("overlay").hidden = three;
-    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"] });
+    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
+      modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d", "sendDataToCloud"] });
     hookOnce(gd, hookPlot);
     frame(true);
   }
@@ -965,66 +1020,6 @@
     return dim() === 1 ? [p[0], r.loss[i]] : p;
   }
 
-  // the gradient at a point, by central differences on the sampled landscape (the grid the contours
-  // are drawn from): its direction and relative size, which is what the arrow shows
-  function gridGradient(p) {
-    const sf = D.surface;
-    if (!sf || sf.dim !== 2) return null;
-    const nx = sf.x.length, ny = sf.y.length;
-    const fi = (p[0] - sf.x[0]) / (sf.x[nx - 1] - sf.x[0]) * (nx - 1);
-    const fj = (p[1] - sf.y[0]) / (sf.y[ny - 1] - sf.y[0]) * (ny - 1);
-    const i = Math.min(Math.max(Math.round(fi), 1), nx - 2), j = Math.min(Math.max(Math.round(fj), 1), ny - 2);
-    if (!(fi >= 0 && fi <= nx - 1 && fj >= 0 && fj <= ny - 1)) return null;
-    const z = sf.z;
-    const a = z[j][i + 1], b = z[j][i - 1], c = z[j + 1][i], d = z[j - 1][i];
-    if ([a, b, c, d].some((v) => v === null || !Number.isFinite(v))) return null;
-    return [(a - b) / (sf.x[i + 1] - sf.x[i - 1]), (c - d) / (sf.y[j + 1] - sf.y[j - 1])];
-  }
-  function arrow(ctx, x0, y0, x1, y1, color, dash) {
-    const len = Math.hypot(x1 - x0, y1 - y0);
-    if (!(len > 2)) return false;
-    const ux = (x1 - x0) / len, uy = (y1 - y0) / len, h = Math.min(9, len / 2);
-    ctx.save();
-    ctx.setLineDash(dash || []);
-    ctx.lineWidth = 2.5; ctx.strokeStyle = color; ctx.fillStyle = color;
-    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1 - ux * h * 0.8, y1 - uy * h * 0.8); ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.beginPath(); ctx.moveTo(x1, y1);
-    ctx.lineTo(x1 - ux * h - uy * h * 0.5, y1 - uy * h + ux * h * 0.5);
-    ctx.lineTo(x1 - ux * h + uy * h * 0.5, y1 - uy * h - ux * h * 0.5);
-    ctx.closePath(); ctx.fill();
-    ctx.restore();
-    return true;
-  }
-  // at the current ball: −gradient (grey, scaled to 60 px), the step taken (the run's colour) and,
-  // for momentum methods, the previous step carried over (the velocity, dashed)
-  function drawArrows(ctx, r, kk, bx, by, ax) {
-    const n = r.trajectory.length;
-    const p = pointOf(r, kk);
-    const drawn = G.arrows;
-    const g = gridGradient(p);
-    if (g) {
-      const gx = ax.x(p[0] - g[0]) - ax.x(p[0]), gy = ax.y(p[1] - g[1]) - ax.y(p[1]);
-      const gl = Math.hypot(gx, gy);
-      if (gl > 0 && arrow(ctx, bx, by, bx + gx / gl * 60, by + gy / gl * 60, "#111", null)) drawn.push("gradient");
-    }
-    if (kk < n - 1) {
-      const q = pointOf(r, kk + 1);
-      if (arrow(ctx, bx, by, ax.x(q[0]), ax.y(q[1]), r.color, null)) drawn.push("step");
-    }
-    // heavy ball: x_{k+1} − x_k = −η_k(β b_{k−1} + g_k) and x_k − x_{k−1} = −η_{k−1} b_{k−1}, so the
-    // velocity's share of the step is β·η_k/η_{k−1}·(x_k − x_{k−1})
-    const hp = r.hyperparams || {};
-    // (the seeds' `momentum` form v ← γv + η∇f, θ ← θ − v carries γ·(x_k − x_{k−1}) over)
-    const heavy = (r.optimizer === "sgd" || r.optimizer === "momentum") && hp.momentum > 0;
-    if (heavy && kk > 0) {
-      const o = pointOf(r, kk - 1);
-      const f = r.optimizer === "momentum" ? hp.momentum
-        : hp.momentum * ((r.lr[kk] ?? 1) / (r.lr[kk - 1] || 1)) * (1 - (hp.dampening || 0));
-      const vx = f * (ax.x(p[0]) - ax.x(o[0])), vy = f * (ax.y(p[1]) - ax.y(o[1]));
-      if (arrow(ctx, bx, by, bx + vx, by + vy, r.color, [5, 4])) drawn.push("velocity");
-    }
-  }
   function drawOverlay(k, frac) {
     const canvas = $("overlay");
     const ctx = sizeCanvas(canvas, $("plot"));
@@ -1037,7 +1032,8 @@
     const runs = D.runs ? D.runs.runs : [];
     G.balls = [];
     G.arrows = [];
-    runs.forEach((r) => {
+    const balls = [];
+    runs.forEach((r, ri) => {
       const n = r.trajectory.length;
       if (!n) return;
       const px = (i) => { const p = pointOf(r, i); return [clampPx(ax.x(p[0])), clampPx(ax.y(p[1]))]; };
@@ -1081,26 +1077,11 @@
       bx = Math.min(Math.max(bx, bx0 + 4), bx0 + bw - 4);
       by = Math.min(Math.max(by, by0 + 4), by0 + bh - 4);
       const stopped = kk >= n - 1 && k >= r.stopped_at;
-      if (S.arrows && !stopped) drawArrows(ctx, r, kk, bx, by, ax);
-      // balls that sit on one another: each later one is drawn as a ring around the earlier ones
-      const under = G.balls.filter((b) => Math.hypot(b.x - bx, b.y - by) < 6).length;
-      const rad = BALL_R + under * 5;
-      G.balls.push({ x: bx, y: by, r: rad, crossed: stopped && r.status === "diverged" });
-      if (stopped && r.status === "diverged") {
-        ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, bx, by, rad + 1);
-        ctx.strokeStyle = r.color; ctx.lineWidth = 3.5; crossAt(ctx, bx, by, rad + 1);
-      } else if (under) {
-        ctx.beginPath();
-        ctx.arc(bx, by, rad, 0, 2 * Math.PI);
-        ctx.lineWidth = 6; ctx.strokeStyle = "#ffffff"; ctx.stroke();
-        ctx.lineWidth = 3.5; ctx.strokeStyle = r.color; ctx.stroke();
-      } else {
-        ctx.beginPath();
-        ctx.arc(bx, by, rad, 0, 2 * Math.PI);
-        ctx.fillStyle = r.color; ctx.fill();
-        ctx.lineWidth = 2.5; ctx.strokeStyle = "#ffffff"; ctx.stroke();
-      }
+      balls.push({ x: bx, y: by, crossed: stopped && r.status === "diverged", color: r.color, run: ri });
+      if (S.arrows && kk < n - 1) drawArrows(ctx, ax, r, kk);
     });
+    drawBalls(ctx, balls);
+    G.balls = balls.map(({ x, y, crossed, radius }) => ({ x, y, crossed, radius }));
     // the start point
     const s = currentStart();
     if (s) {
@@ -1112,6 +1093,79 @@
       }
     }
     ctx.restore();
+  }
+  // Balls where several runs coincide (the same start, or runs that met) are drawn as concentric
+  // rings, the first run outermost, so that every run stays visible.
+  const BALL = 8, RING = 4;
+  function drawBalls(ctx, balls) {
+    const groups = [];
+    for (const b of balls) {
+      const g = groups.find((gr) => Math.hypot(gr[0].x - b.x, gr[0].y - b.y) < 3);
+      if (g) g.push(b); else groups.push([b]);
+    }
+    for (const g of groups) {
+      g.forEach((b, j) => { b.radius = BALL + RING * (g.length - 1 - j); });
+      for (const b of g) {  // outermost first
+        if (b.crossed) {
+          const s = b.radius;
+          ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; crossAt(ctx, b.x, b.y, s);
+          ctx.strokeStyle = b.color; ctx.lineWidth = 3.5; crossAt(ctx, b.x, b.y, s);
+        } else {
+          ctx.beginPath();
+          ctx.arc(b.x, b.y, b.radius, 0, 2 * Math.PI);
+          ctx.fillStyle = b.color; ctx.fill();
+          ctx.lineWidth = 2; ctx.strokeStyle = "#ffffff"; ctx.stroke();
+        }
+      }
+    }
+  }
+
+  // Arrows at a run's ball k, in data units (comparable with each other): the step it takes,
+  // x_{k+1} − x_k; −η_k∇f(x_k), the step plain gradient descent would take at that rate; and for
+  // heavy-ball momentum (torch's sgd with μ > 0 and no dampening, or the seeds' momentum form) the
+  // momentum's share μ(x_k − x_{k−1}), which with −η∇f makes up the step under a constant rate.
+  const ARROW_MAX_PX = 140;
+  function arrowParts(r, k) {
+    const x = r.trajectory[k], next = r.trajectory[k + 1];
+    const parts = [{ kind: "step", v: next.map((c, j) => c - x[j]), color: r.color }];
+    const lr = r.lr && r.lr[k];
+    if (r.grad && r.grad[k] && lr != null) parts.push({ kind: "gradient", v: r.grad[k].map((g) => -lr * g), color: "#222" });
+    const hp = r.hyperparams || {};
+    const mu = r.optimizer === "momentum" ? hp.momentum
+      : (r.optimizer === "sgd" && !hp.nesterov && !(hp.dampening > 0)) ? hp.momentum : 0;
+    if (mu > 0 && k > 0) {
+      const prev = r.trajectory[k - 1];
+      parts.push({ kind: "velocity", v: x.map((c, j) => mu * (c - prev[j])), color: "#8e44ad" });
+    }
+    return parts;
+  }
+  function drawArrows(ctx, ax, r, k) {
+    const x = r.trajectory[k];
+    if (x.length !== 2) return;
+    const parts = arrowParts(r, k);
+    const px = (p) => [ax.x(p[0]), ax.y(p[1])];
+    const [x0, y0] = px(x);
+    const ends = parts.map((p) => px([x[0] + p.v[0], x[1] + p.v[1]]));
+    const longest = Math.max(...ends.map(([ex, ey]) => Math.hypot(ex - x0, ey - y0)));
+    if (!Number.isFinite(longest) || longest === 0) return;
+    const scale = Math.min(1, ARROW_MAX_PX / longest);  // one factor for all: lengths stay comparable
+    parts.forEach((p, i) => {
+      const ex = x0 + (ends[i][0] - x0) * scale, ey = y0 + (ends[i][1] - y0) * scale;
+      if (Math.hypot(ex - x0, ey - y0) < 2) return;
+      ctx.save();
+      ctx.strokeStyle = p.color; ctx.fillStyle = p.color;
+      ctx.lineWidth = p.kind === "step" ? 3 : 2;
+      if (p.kind === "velocity") ctx.setLineDash([5, 3]);
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(ex, ey); ctx.stroke();
+      ctx.setLineDash([]);
+      const a = Math.atan2(ey - y0, ex - x0), h = 9;
+      ctx.beginPath(); ctx.moveTo(ex, ey);
+      ctx.lineTo(ex - h * Math.cos(a - 0.4), ey - h * Math.sin(a - 0.4));
+      ctx.lineTo(ex - h * Math.cos(a + 0.4), ey - h * Math.sin(a + 0.4));
+      ctx.closePath(); ctx.fill();
+      ctx.restore();
+    });
+    G.arrows.push({ run: r.index, parts: parts.map((p) => p.kind) });
   }
   function startValue() {
     const r = D.runs && D.runs.runs[0];
@@ -1139,7 +1193,10 @@
     const P = plotlyOf(gd);
     if (!P || !gd.data || gd.data.length <= ballIdx) return;
     P.restyle(gd, { x: xs, y: ys, z: zs }, idx);
-    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym] }, [ballIdx]);
+    // coinciding balls: the earlier run larger, so each stays visible around the next
+    const size = bx.map((x, i) => 10 + 5 * bx.filter((x2, j) => j > i && x2 === x && by[j] === by[i]).length);
+    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym], "marker.size": [size] },
+      [ballIdx]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1235,6 +1292,96 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // convergence rates on the quadratic (Distill's "Why Momentum Really Works")
+  // ---------------------------------------------------------------------------------------------
+  // The optimizer the rate panel speaks for: the first heavy-ball one (sgd with momentum and no
+  // Nesterov, or the seeds' momentum form), else the first sgd; its lr and momentum.
+  function rateSubject() {
+    const i = S.opts.findIndex((o) => (o.name === "sgd" && !o.hp.nesterov) || o.name === "momentum");
+    if (i < 0) return null;
+    const o = S.opts[i];
+    const lr = lrOf(o);
+    const mu = o.hp.momentum ?? (optMeta(o.name).hyperparams.find((h) => h.name === "momentum") || {}).default ?? 0;
+    return { index: i, lr, momentum: mu };
+  }
+  function quadraticParams() {
+    const lm = landscapeMeta();
+    const get = (name) => S.params[name] ?? lm.params.find((h) => h.name === name).default;
+    return { condition: get("condition"), angle: get("angle") };
+  }
+  const ratesOn = () => S.landscape === "quadratic" && dim() === 2;
+  const fetchRates = debounce(updateRates, 120);
+  function requestRates() {
+    $("rates-panel").hidden = !ratesOn();  // at once: the panel never outlives its landscape
+    if (ratesOn()) fetchRates();
+  }
+  async function updateRates() {
+    if (!ratesOn()) return;
+    const q = quadraticParams();
+    const subj = rateSubject();
+    const text = $("rates-text");
+    try {
+      const lr = subj ? subj.lr : lrOf(S.opts[0]);
+      const rates = await api("/api/rates", { ...q, lr, momentum: subj ? Math.min(subj.momentum, 0.9999) : 0 }, "rates");
+      if (!rates) return;
+      D.rates = rates;
+      const measured = (D.runs ? D.runs.runs : []).map((r, i) =>
+        el("tr", {}, el("th", { text: `${S.opts[i] ? S.opts[i].name : r.optimizer} (measured)` }),
+          el("td", { text: r.measured_rate == null ? "—" : fmt(r.measured_rate, 4) })));
+      const row = (name, v) => el("tr", {}, el("th", { text: name }), el("td", { text: v }));
+      const o = rates.optimal;
+      text.innerHTML = "";
+      text.append(el("table", {},
+        row("eigenvalues λ", rates.eigenvalues.map((v) => fmt(v, 3)).join(", ") + ` (κ = ${fmt(rates.condition, 4)})`),
+        row(`GD at lr ${fmt(lr, 3)}: max |1 − ηλ|`, fmt(rates.gd_rate, 4)),
+        ...(subj ? [row(`heavy ball at lr ${fmt(lr, 3)}, β ${fmt(subj.momentum, 3)}`, fmt(rates.momentum_rate, 4))] : []),
+        row("optimal GD: lr 2/(λmin+λmax)", `${fmt(o.gd_lr, 4)} → rate ${fmt(o.gd_rate, 4)}`),
+        row("optimal heavy ball: β ((√κ−1)/(√κ+1))²", `${fmt(o.momentum, 4)}, lr ${fmt(o.momentum_lr, 4)} → rate ${fmt(o.momentum_rate, 4)}`),
+        ...measured));
+      await drawRateMap(q, subj, o);
+    } catch (err) {
+      text.textContent = err.message;
+    }
+  }
+  async function drawRateMap(q, subj, optimal) {
+    const gd = $("ratemap");
+    if (!PL.base) await plotlyReady;  // the first runs can be back before Plotly.js
+    // lr from 10⁻⁴ of to a little past heavy ball's largest stable rate, 2(1+β)/λmax < 4/λmax
+    const lrHi = 4.4 / maxOf(D.rates.eigenvalues);
+    const key = JSON.stringify([q, lrHi]);
+    if (D.ratemapKey !== key) {
+      const map = await api("/api/ratemap", { ...q, lr: [lrHi / 1e4, lrHi], momentum: [0, 0.99], n: 48, steps: 200 }, "ratemap");
+      if (!map) return;
+      D.ratemap = map;
+      D.ratemapKey = key;
+    }
+    const map = D.ratemap;
+    const traces = [{ type: "heatmap", x: map.lr, y: map.momentum, z: map.measured, zmin: 0, zmax: 1, colorscale: "Viridis",
+      reversescale: true, colorbar: { thickness: 8, title: { text: "rate" } },
+      hovertemplate: "lr %{x:.3g}<br>β %{y:.3g}<br>rate %{z:.3f}<extra></extra>" }];
+    if (subj) traces.push({ type: "scatter", mode: "markers", x: [subj.lr], y: [subj.momentum], hoverinfo: "skip",
+      marker: { symbol: "x-thin", size: 14, line: { color: "#e74c3c", width: 3 } }, showlegend: false });
+    traces.push({ type: "scatter", mode: "markers", x: [optimal.momentum_lr], y: [optimal.momentum], hoverinfo: "skip",
+      marker: { symbol: "star", size: 12, color: "#fff", line: { color: "#111", width: 1 } }, showlegend: false });
+    plotWith(PL.base, gd, traces, {
+      margin: { l: 48, r: 8, t: 6, b: 32 }, showlegend: false, paper_bgcolor: "#ffffff",
+      xaxis: { title: { text: "lr" }, type: "log", exponentformat: "power" }, yaxis: { title: { text: "momentum β" } },
+      dragmode: false,
+    }, { displayModeBar: false, responsive: true });
+    hookOnce(gd, (g) => g.on("plotly_click", (ev) => {
+      const p = ev.points && ev.points[0];
+      const s = rateSubject();
+      if (!p || !s) return;
+      const o = S.opts[s.index];
+      o.hp.lr = round3(p.x);
+      o.hp.momentum = round3(p.y);
+      S.lesson = null;
+      renderOptimizers();
+      requestRun();
+    }));
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // animation
   // ---------------------------------------------------------------------------------------------
   let lastDrawnK = -1;
@@ -1309,12 +1456,13 @@
     S.landscape = st.landscape || null;
     S.expr = st.expr || "";
     S.params = st.params || {};
-    S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12] }));
+    S.opts = st.optimizers.map((o, i) => ({ name: o.name, hp: o.hyperparams || {}, color: o.color || PALETTE[i % 12],
+      noise: validNoise(o.noise) }));
     S.start = st.start || null;
     S.steps = st.steps || 200;
     S.tol = st.tol ?? 1e-6;
     S.schedule = st.schedule || null;
-    S.view3d = S.view3d || !!st.view3d; // a lesson never drops the view out of 3-D
+    if (st.view3d !== undefined) S.view3d = !!st.view3d;  // a lesson keeps the view the user chose
     S.lesson = p.id;
     A.t = 0;
     if (!S.landscape) $("expr").value = S.expr;
@@ -1323,9 +1471,20 @@
     renderLesson();
     await afterProblemChange();
   }
+  // A lesson chosen on a narrow screen (one column, lessons below the picture) brings the picture
+  // into view; on a wide one the panels return to their top: the lesson's text and its optimizers.
+  async function chooseLesson(p) {
+    const narrow = window.matchMedia("(max-width: 900px)").matches;
+    const done = applyPreset(p);
+    if (narrow) $("plot").scrollIntoView({ block: "start" });
+    else document.querySelector(".panels").scrollTop = 0;  // the lesson's text and its optimizers, on top
+    await done;
+  }
   function renderLesson() {
     const p = META.presets.find((x) => x.id === S.lesson);
     $("lesson-text").textContent = p ? p.text : "";
+    $("lesson-title").textContent = p ? `Lesson: ${p.title}` : "";
+    $("lesson-now").hidden = !p;
     document.querySelectorAll("#presets button").forEach((b) => b.setAttribute("aria-pressed", String(!!p && b.dataset.preset === p.id)));
   }
   async function copyLink() {
@@ -1349,10 +1508,10 @@
     a.click();
     a.remove();
   }
-  async function pngCanvas() {
+  async function exportPNG() {
     const gd = $("plot");
     const P = plotlyOf(gd);
-    if (!P || !gd.data) return null;
+    if (!P || !gd.data) return;
     const w = gd.clientWidth, h = gd.clientHeight;
     const url = await P.toImage(gd, { format: "png", width: w, height: h, scale: 2 });
     const img = new Image();
@@ -1363,41 +1522,39 @@
     ctx.drawImage(img, 0, 0, c.width, c.height);
     if (plotKind !== "surface") ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
     drawLegend(ctx, 2);
-    return c;
+    download("gdlab.png", c.toDataURL("image/png"));
   }
-  // the runs' legend (colour, optimizer, lr, status) in the top-left corner of the exported picture
-  function drawLegend(ctx, scale) {
-    const rows = S.opts.map((o, i) => {
+  // The runs' legend (colour, optimizer, its status) in the top-left corner of an exported image.
+  function legendEntries() {
+    return S.opts.map((o, i) => {
       const r = D.runs && D.runs.runs[i];
-      const st = r ? ` · ${r.status}` : "";
-      return { color: o.color, text: `${optLabel(o.name)} lr ${fmt(lrOf(o), 3)}${st}` };
+      const lr = lrOf(o);
+      return { color: o.color, text: `${o.name} (lr ${fmt(lr)})${r ? " · " + statusText(r, Math.floor(A.t)) : ""}` };
     });
-    if (!rows.length) return;
+  }
+  function drawLegend(ctx, scale) {
+    const entries = legendEntries();
+    if (!entries.length) return;
     ctx.save();
     ctx.scale(scale, scale);
     ctx.font = "12px system-ui, sans-serif";
-    const wmax = Math.max(...rows.map((r) => ctx.measureText(r.text).width));
-    const x0 = 12, y0 = 12, lh = 18, sw = 14;
-    ctx.fillStyle = "rgba(255,255,255,0.9)";
+    const width = Math.max(...entries.map((e) => ctx.measureText(e.text).width)) + 34;
+    const x0 = 60, y0 = 12, lh = 18;
+    ctx.fillStyle = "rgba(255, 255, 255, 0.88)";
     ctx.strokeStyle = "#888";
-    ctx.fillRect(x0, y0, wmax + sw + 20, rows.length * lh + 8);
-    ctx.strokeRect(x0, y0, wmax + sw + 20, rows.length * lh + 8);
-    const boxes = [];
-    rows.forEach((r, i) => {
-      const y = y0 + 4 + i * lh;
-      ctx.fillStyle = r.color;
-      ctx.fillRect(x0 + 6, y + 2, sw, sw - 2);
-      boxes.push([(x0 + 6 + sw / 2) * scale, (y + 2 + (sw - 2) / 2) * scale]);
-      ctx.fillStyle = "#222";
-      ctx.textBaseline = "top";
-      ctx.fillText(r.text, x0 + sw + 12, y + 2);
+    ctx.fillRect(x0, y0, width, entries.length * lh + 8);
+    ctx.strokeRect(x0, y0, width, entries.length * lh + 8);
+    entries.forEach((e, k) => {
+      const y = y0 + 4 + k * lh + lh / 2;
+      ctx.fillStyle = e.color;
+      ctx.beginPath();
+      ctx.arc(x0 + 14, y, 5, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.fillStyle = "#111";
+      ctx.textBaseline = "middle";
+      ctx.fillText(e.text, x0 + 26, y);
     });
     ctx.restore();
-    ctx.canvas.dataset.legend = JSON.stringify({ texts: rows.map((r) => r.text), swatches: boxes });
-  }
-  async function exportPNG() {
-    const c = await pngCanvas();
-    if (c) download("gdlab.png", c.toDataURL("image/png"));
   }
   function exportJSON() {
     const payload = { gdlab: META.version, url: location.href, state: snapshot(), runs: D.runs, analysis: D.analysis };
@@ -1407,20 +1564,21 @@
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
   function snapshot() {
-    return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts: S.opts,
-      start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, step: Math.floor(A.t) });
+    const opts = S.opts.map((o) => ({ ...o, noise: o.noise || null }));
+    return clone({ landscape: S.landscape, expr: S.landscape ? "" : S.expr, params: S.params, opts,
+      start: currentStart(), steps: S.steps, tol: S.tol, schedule: S.schedule, view3d: S.view3d, arrows: S.arrows,
+      step: Math.floor(A.t) });
   }
 
   // click on the plot: set the start point
   function installClick() {
     const gd = $("plot");
-    let down = null; // where the button went down: a drag (pan, zoom box) is not a click on a point
+    let down = null;
     gd.addEventListener("pointerdown", (e) => { down = [e.clientX, e.clientY]; }, true);
     gd.addEventListener("click", (e) => {
       if (plotKind === "surface") return;
-      // only the plot area sets the start: never Plotly's toolbar, a legend, or the end of a drag
-      if (e.target.closest && e.target.closest(".modebar, .legend, .modebar-container")) return;
-      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 4) return;
+      if (e.target.closest && e.target.closest(".modebar, .modebar-container")) return;
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 4) return;  // the end of a pan or zoom
       const ax = axes();
       if (!ax) return;
       const rect = gd.getBoundingClientRect();
@@ -1581,19 +1739,12 @@
     get lastRunMs() { return G.lastRunMs; },
     get marks() { return G.marks.slice(); },
     get balls() { return (G.balls || []).map((b) => ({ ...b })); },
-    get arrows() { return (G.arrows || []).slice(); },
+    get arrows() { return (G.arrows || []).map((a) => ({ ...a })); },
+    arrowParts(i, k) { const r = D.runs && D.runs.runs[i]; return r ? arrowParts(r, k) : null; },
     get view() { return plotKind; },
     get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
     get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
     play, pause, stepBy, resetAnim, setStart,
-    async exportCanvas() { // the PNG export's canvas: its legend and the colours under its swatches
-      const c = await pngCanvas();
-      if (!c) return null;
-      const L = JSON.parse(c.dataset.legend || "null");
-      const ctx = c.getContext("2d");
-      const colors = L ? L.swatches.map(([x, y]) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3))) : [];
-      return { legend: L && L.texts, colors, width: c.width };
-    },
     setSpeed(v) { A.speed = v; showSpeed(); },
     toData(x, y) { const ax = axes(); return ax ? [ax.ix(x), ax.iy(y)] : null; },
     toPixel(x, y) { const ax = axes(); return ax ? [ax.x(x), ax.y(y)] : null; },
