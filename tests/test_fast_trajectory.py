@@ -121,6 +121,10 @@ OPTION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("radam", {"lr": 0.05, "eps_inside_sqrt": True, "weight_decay": 0.1, "betas": (0.3, 0.8)}),
     ("lion", {"lr": 0.01}),
     ("lion", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.1, "maximize": True}),
+    ("rprop", {"lr": 0.01}),
+    ("rprop", {"lr": 0.01, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.05), "maximize": True}),
+    ("asgd", {"lr": 1e-3}),
+    ("asgd", {"lr": 1e-3, "lambd": 0.1, "alpha": 0.5, "t0": 20.0, "weight_decay": 0.1, "maximize": True}),
 ]
 
 FUSED_NAMES = sorted(RULES)
@@ -315,6 +319,10 @@ ARRAY_CASES: list[tuple[str, dict[str, Any]]] = [
                "weight_decay": np.array([[0.0], [0.1], [0.3]])}),
     ("radam", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.999), "eps_inside_sqrt": True}),
     ("lion", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.99), "weight_decay": LRS}),
+    ("rprop", {"lr": LRS, "etas": (np.array([[0.3], [0.5], [0.9]]), 1.2),
+               "step_sizes": (0.0, np.array([0.01, 0.1, 1.0, 10.0, 50.0]))}),
+    ("asgd", {"lr": LRS, "lambd": np.array([[0.0], [0.1], [1.0]]), "t0": np.array([-5.0, 0.0, 10.0, 40.0, 1e6]),
+              "alpha": 0.5}),
 ]
 
 
@@ -374,6 +382,8 @@ SCHEDULED_OPTIMIZERS: list[tuple[str, dict[str, Any]]] = [
     ("adadelta", {}),
     ("adam", {"amsgrad": True}),
     ("lion", {"weight_decay": 0.1}),
+    ("rprop", {}),
+    ("asgd", {"lambd": 0.1, "t0": 10.0}),
 ]
 
 

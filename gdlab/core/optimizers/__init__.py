@@ -10,6 +10,7 @@ from gdlab.core.optimizers.lbfgs import LBFGS
 from gdlab.core.optimizers.newton import Newton
 from gdlab.core.optimizers.sam import SAM
 from gdlab.core.rules import (
+    ASGD,
     RULES,
     SGD,
     Adadelta,
@@ -23,6 +24,7 @@ from gdlab.core.rules import (
     Nesterov,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM)}}
@@ -39,6 +41,7 @@ def make_optimizer(name: str, **hyperparams: Any) -> Optimizer:
 
 
 __all__ = [
+    "ASGD",
     "LBFGS",
     "OPTIMIZERS",
     "SAM",
@@ -55,6 +58,7 @@ __all__ = [
     "Newton",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "make_optimizer",
     "optimizer_class",
 ]
