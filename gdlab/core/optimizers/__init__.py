@@ -6,7 +6,9 @@ from typing import Any
 
 from gdlab.core.hyper import lookup
 from gdlab.core.optimizer import Optimizer
+from gdlab.core.optimizers.adafactor import Adafactor
 from gdlab.core.optimizers.lbfgs import LBFGS
+from gdlab.core.optimizers.muon import Muon
 from gdlab.core.optimizers.newton import Newton
 from gdlab.core.optimizers.sam import SAM
 from gdlab.core.rules import (
@@ -27,7 +29,7 @@ from gdlab.core.rules import (
     Rprop,
 )
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM)}}
+OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM, Adafactor, Muon)}}
 
 
 def optimizer_class(name: str) -> type[Optimizer]:
@@ -47,12 +49,14 @@ __all__ = [
     "SAM",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
     "Lion",
     "Momentum",
+    "Muon",
     "NAdam",
     "Nesterov",
     "Newton",
