@@ -365,6 +365,11 @@ SCHEDULE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("cyclic", {"max_lr": 0.05, "step_size_up": 6}),
     ("cyclic", {"max_lr": 0.05, "step_size_up": 4, "step_size_down": 7, "mode": "triangular2"}),
     ("cyclic", {"max_lr": np.array([[0.02], [0.05], [0.1]]), "step_size_up": 5, "mode": "exp_range", "gamma": 0.97}),
+    ("lambda", {"lr_lambda": lambda t: 1.0 / (1.0 + 0.1 * t)}),
+    ("multiplicative", {"lr_lambda": lambda t: 0.97}),
+    ("sequential", {"schedulers": [make_schedule("linear", start_factor=0.1, total_iters=8),
+                                   make_schedule("cosine", T_max=40)], "milestones": [8]}),
+    ("chained", {"schedulers": [make_schedule("exponential", gamma=0.98), make_schedule("step", step_size=9)]}),
 ]
 #: Optimizers whose update uses the scheduled rate in different ways (in the step, in the velocity,
 #: in the decoupled decay, in Adagrad's decay, in NAdam's and RAdam's per-step factors).

@@ -114,6 +114,27 @@ TORCH_CASES: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
      lambda o: S.CyclicLR(o, BASE_LR, 0.5, 20, 13, mode="triangular2", cycle_momentum=False)),
     ("cyclic", {"max_lr": 0.5, "step_size_up": 15, "mode": "exp_range", "gamma": 0.99},
      lambda o: S.CyclicLR(o, BASE_LR, 0.5, 15, mode="exp_range", gamma=0.99, cycle_momentum=False)),
+    ("lambda", {"lr_lambda": lambda t: 0.95**t}, lambda o: S.LambdaLR(o, lambda t: 0.95**t)),
+    ("lambda", {"lr_lambda": lambda t: 1 / (1 + 0.1 * t)}, lambda o: S.LambdaLR(o, lambda t: 1 / (1 + 0.1 * t))),
+    ("multiplicative", {"lr_lambda": lambda t: 0.99}, lambda o: S.MultiplicativeLR(o, lambda t: 0.99)),
+    ("multiplicative", {"lr_lambda": lambda t: 1 - 0.5 / (t + 10)},
+     lambda o: S.MultiplicativeLR(o, lambda t: 1 - 0.5 / (t + 10))),
+    ("sequential", {"schedulers": [make_schedule("linear", start_factor=0.1, total_iters=10),
+                                   make_schedule("cosine", T_max=240)], "milestones": [10]},
+     lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, total_iters=10), S.CosineAnnealingLR(o, 240)], [10])),
+    ("sequential", {"schedulers": [make_schedule("constant_lr", factor=0.5, total_iters=20),
+                                   make_schedule("exponential", gamma=0.98),
+                                   make_schedule("step", step_size=10, gamma=0.5)], "milestones": [30, 100]},
+     lambda o: S.SequentialLR(o, [S.ConstantLR(o, 0.5, 20), S.ExponentialLR(o, 0.98), S.StepLR(o, 10, 0.5)],
+                              [30, 100])),
+    ("chained", {"schedulers": [make_schedule("exponential", gamma=0.99), make_schedule("step", step_size=30,
+                                                                                         gamma=0.5)]},
+     lambda o: S.ChainedScheduler([S.ExponentialLR(o, 0.99), S.StepLR(o, 30, 0.5)])),
+    ("chained", {"schedulers": [make_schedule("linear", start_factor=0.2, total_iters=20),
+                                make_schedule("multistep", milestones=[50, 120]),
+                                make_schedule("polynomial", total_iters=200, power=2.0)]},
+     lambda o: S.ChainedScheduler([S.LinearLR(o, 0.2, total_iters=20), S.MultiStepLR(o, [50, 120]),
+                                   S.PolynomialLR(o, 200, 2.0)])),
     ("plateau", {"patience": 5}, lambda o: S.ReduceLROnPlateau(o, patience=5)),
     ("plateau", {"patience": 3, "cooldown": 4, "factor": 0.5, "min_lr": 0.004},
      lambda o: S.ReduceLROnPlateau(o, patience=3, cooldown=4, factor=0.5, min_lr=0.004)),
@@ -122,7 +143,14 @@ TORCH_CASES: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
     ("plateau", {"patience": 0, "factor": 0.5, "eps": 1e-3},
      lambda o: S.ReduceLROnPlateau(o, patience=0, factor=0.5, eps=1e-3)),
 ]
-TORCH_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for n, kw, _ in TORCH_CASES]
+def _show(value: Any) -> str:
+    if isinstance(value, list) and value and hasattr(value[0], "name"):
+        return "+".join(v.name for v in value)
+    return "fn" if callable(value) else str(value)
+
+
+TORCH_IDS = [f"{n}{i}-{'-'.join(f'{k}={_show(v)}' for k, v in kw.items()) or 'defaults'}"
+             for i, (n, kw, _) in enumerate(TORCH_CASES)]
 
 
 def gdlab_rates(name: str, kw: dict[str, Any], base_lr: Any, losses: np.ndarray | None = LOSSES) -> np.ndarray:
@@ -178,6 +206,11 @@ def _instance(name: str):
         "cosine": {"T_max": 50, "eta_min": 1e-3}, "cosine_warm_restarts": {"T_0": 7, "T_mult": 3},
         "warmup_cosine": {"warmup_steps": 20, "total_steps": 150}, "onecycle": {"total_steps": 120},
         "polynomial": {"total_iters": 90, "power": 0.5}, "cyclic": {"max_lr": 2.0, "step_size_up": 9},
+        "lambda": {"lr_lambda": lambda t: 1.0 / (1.0 + t)},
+        "multiplicative": {"lr_lambda": lambda t: 0.99},
+        "sequential": {"schedulers": [make_schedule("linear", total_iters=20), make_schedule("cosine", T_max=50)],
+                       "milestones": [20]},
+        "chained": {"schedulers": [make_schedule("exponential", gamma=0.99), make_schedule("step", step_size=7)]},
     }
     return make_schedule(name, **kw.get(name, {}))
 

@@ -94,7 +94,12 @@ def value_schema(h: Hyper) -> JSON:
         out = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "maxItems": MAX_LIST}
     elif h.kind == "pair":
-        out = {"type": "array", "items": {"type": "number", **_bounds(h, FLOAT_MAX)}, "minItems": 2, "maxItems": 2}
+        item: JSON = {"type": "number", **_bounds(h, FLOAT_MAX)}
+        if h.none_first:
+            out = {"type": "array", "prefixItems": [{"anyOf": [item, {"type": "null"}]}], "items": item,
+                   "minItems": h.size, "maxItems": h.size}
+        else:
+            out = {"type": "array", "items": item, "minItems": h.size, "maxItems": h.size}
     else:
         out = {"type": "number", **_bounds(h, FLOAT_MAX)}
     if h.optional:
