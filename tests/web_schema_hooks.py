@@ -26,6 +26,9 @@ UNSAID = re.compile(
     r"need c1 < c2|must be smaller than total_steps|rising phase of zero length"
     # SAM's base's own rules: written for the optimizers themselves, in words inside SAM (see schema.py)
     r"|nesterov=True requires|alpha=1 with eps=0"
+    # Rprop's etas: 0 < etaminus < 1 < etaplus (one pair, two positions)
+    r"|etas must satisfy"
+
 )
 
 NUMBERS = st.sampled_from(["1", "2", "3", "0.5", "10", "1e-3", "pi", "e"])
@@ -49,6 +52,7 @@ def formulas(variables: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 schemathesis.openapi.format("gdlab-formula-x", formulas(("x",)))
 schemathesis.openapi.format("gdlab-formula-xy", formulas(("x", "y")))
+schemathesis.openapi.format("gdlab-formula-t", formulas(("t",)))
 
 
 def breaks_unsaid_rule(body: Any) -> bool:
