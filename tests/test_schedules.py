@@ -458,3 +458,66 @@ def test_textbook_nesterov_lookahead_vs_torch_nesterov(scheduled):
         assert err > 1e-6
     else:
         assert err <= 1e-12
+
+
+# -- momentum cycling (OneCycleLR's and CyclicLR's cycle_momentum) ---------------------------------
+MOMENTUM_CASES = [
+    ("sgd", {"momentum": 0.9}, torch.optim.SGD, "onecycle", {"total_steps": STEPS, "cycle_momentum": True},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS)),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, torch.optim.SGD, "onecycle",
+     {"total_steps": STEPS, "cycle_momentum": True, "three_phase": True, "base_momentum": 0.7, "max_momentum": 0.9,
+      "anneal_strategy": "linear"},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS, three_phase=True, base_momentum=0.7, max_momentum=0.9,
+                            anneal_strategy="linear")),
+    ("adam", {}, torch.optim.Adam, "onecycle", {"total_steps": STEPS, "cycle_momentum": True},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS)),
+    ("sgd", {"momentum": 0.9}, torch.optim.SGD, "cyclic",
+     {"max_lr": 0.5, "step_size_up": 20, "mode": "triangular2", "cycle_momentum": True},
+     lambda o: S.CyclicLR(o, BASE_LR, 0.5, 20, mode="triangular2")),
+    ("adamw", {}, torch.optim.AdamW, "cyclic",
+     {"max_lr": 0.2, "step_size_up": 15, "mode": "exp_range", "gamma": 0.99, "cycle_momentum": True,
+      "base_momentum": 0.85, "max_momentum": 0.95},
+     lambda o: S.CyclicLR(o, BASE_LR, 0.2, 15, mode="exp_range", gamma=0.99, base_momentum=0.85,
+                          max_momentum=0.95)),
+]
+
+
+@pytest.mark.parametrize(("opt_name", "opt_kw", "torch_cls", "sched_name", "kw", "make"), MOMENTUM_CASES,
+                         ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(MOMENTUM_CASES)])
+def test_momentum_cycling_matches_torch(opt_name, opt_kw, torch_cls, sched_name, kw, make, stream):
+    """The schedule's momentum drives SGD's μ or Adam's β₁ step by step as torch's schedulers do."""
+    from gdlab.core.momentum import with_momentum
+
+    x0, grads = stream
+    ref_traj, ref_lrs, _ = torch_run(torch_cls, {"lr": BASE_LR, **opt_kw}, make, x0, grads)
+    sched = make_schedule(sched_name, **kw)
+    lrs = sched(np.arange(STEPS), BASE_LR)
+    assert lr_rel_err(lrs, ref_lrs) <= 1e-12
+    opt = make_optimizer(opt_name, lr=BASE_LR, **opt_kw)
+    p, state, traj = np.array(x0), opt.init(x0), [x0.copy()]
+    for t, g in enumerate(grads):
+        p, state, _ = with_momentum(opt, sched.momentum(t)).update(g, state, p, lr=lrs[t])
+        traj.append(p.copy())
+    assert rel_err(np.array(traj), ref_traj) <= 1e-12
+
+
+def test_momentum_cycling_reaches_the_engine_and_training():
+    """run_batch (the reference loop; the fused path says why it steps aside) and train() use it."""
+    from gdlab.engine.run import run_batch
+    from gdlab.fast import trajectory
+    from gdlab.landscapes import make_landscape
+    from gdlab.problems.train import train
+
+    land = make_landscape("rosenbrock")
+    cyc = make_schedule("onecycle", total_steps=60, cycle_momentum=True)
+    flat = make_schedule("onecycle", total_steps=60)
+    opt = make_optimizer("sgd", lr=1e-3, momentum=0.9)
+    start = np.array([-1.5, 2.0])
+    a = run_batch(land, opt, start, steps=60, schedule=cyc)
+    b = run_batch(land, opt, start, steps=60, schedule=flat)
+    assert not np.array_equal(a.positions, b.positions)
+    assert "cycles the momentum" in str(trajectory._schedule_reason(cyc))
+    with pytest.raises(ValueError, match="neither momentum nor betas"):
+        run_batch(land, make_optimizer("adagrad"), start, steps=5, schedule=cyc)
+    result = train("logistic_regression", make_optimizer("adam", lr=0.01), epochs=2, schedule=cyc)
+    assert np.all(np.isfinite(result.train_loss))

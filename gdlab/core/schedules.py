@@ -143,6 +143,11 @@ class Schedule(Configurable):
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def momentum(self, step: Any) -> float | np.ndarray | None:
+        """The momentum (SGD's μ, or Adam's β₁) of the update at 0-based ``step`` when the schedule
+        cycles it (OneCycleLR's and CyclicLR's ``cycle_momentum``), else ``None``."""
+        return None
+
     # -- the uniform stateful interface ----------------------------------------------------
     def init(self) -> ScheduleState:
         """Fresh schedule state (empty for closed-form schedules)."""
@@ -349,7 +354,7 @@ class WarmupCosine(Schedule):
 
 
 class OneCycleLR(Schedule):
-    r"""``OneCycleLR`` (1cycle policy), learning rate only (no momentum cycling).
+    r"""``OneCycleLR`` (1cycle policy), with PyTorch's momentum cycling as an option.
 
     With peak :math:`\eta_{max}` (``max_lr``, default the base rate), start
     :math:`\eta_s = \eta_{max}/d` (``div_factor``) and end :math:`\eta_e = \eta_s/f`
@@ -365,6 +370,11 @@ class OneCycleLR(Schedule):
 
     After the last step (t ≥ T − 1) the rate stays at :math:`\eta_e`. When ``max_lr`` is given, the
     base rate is ignored (as PyTorch overrides the optimizer's rate).
+
+    With ``cycle_momentum`` the momentum (SGD's μ or Adam's β₁) follows the same phases inversely:
+    :math:`m_{max} \to m_{base} \to m_{max}` (three phases: then stays at :math:`m_{max}`), by the
+    same anneal function. PyTorch's default is ``cycle_momentum=True``; gdlab's is ``False``, so that
+    a schedule drives any optimizer; set it to match PyTorch's default.
     """
 
     name = "onecycle"
@@ -376,6 +386,9 @@ class OneCycleLR(Schedule):
         Hyper("div_factor", 25.0, low=0.0, low_open=True, doc="initial rate = max_lr / div_factor"),
         Hyper("final_div_factor", 1e4, low=0.0, low_open=True, doc="final rate = initial rate / final_div_factor"),
         Hyper("three_phase", False, kind="bool", doc="add a symmetric descent before the final annihilation"),
+        Hyper("cycle_momentum", False, kind="bool", doc="cycle the momentum (μ or β₁) inversely to the rate"),
+        Hyper("base_momentum", 0.85, low=0.0, batchable=False, doc="lowest momentum of the cycle (at the peak rate)"),
+        Hyper("max_momentum", 0.95, low=0.0, batchable=False, doc="highest momentum of the cycle"),
     )
 
     def _check_combination(self) -> None:
@@ -392,21 +405,32 @@ class OneCycleLR(Schedule):
             return b + (a - b) / 2.0 * (cos(math.pi * pct) + 1)
         return (b - a) * pct + a
 
-    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _ends(self) -> list[float]:
         total, p = self.total_steps, self.pct_start
+        if self.three_phase:
+            return [float(p * total) - 1, float(2 * p * total) - 2, total - 1]
+        return [float(p * total) - 1, total - 1]
+
+    def momentum(self, step: Any) -> float | np.ndarray | None:
+        if not self.cycle_momentum:
+            return None
+        low, high = self.base_momentum, self.max_momentum
+        values = [(high, low), (low, high), (high, high)] if self.three_phase else [(high, low), (low, high)]
+        return _out(self._follow(as_steps(step), [(e, a, b) for e, (a, b) in zip(self._ends(), values, strict=True)]))
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         peak = base if self.max_lr is None else np.asarray(self.max_lr)
         initial = peak / self.div_factor
         final = initial / self.final_div_factor
-        if self.three_phase:
-            phases = [
-                (float(p * total) - 1, initial, peak),
-                (float(2 * p * total) - 2, peak, initial),
-                (total - 1, initial, final),
-            ]
-        else:
-            phases = [(float(p * total) - 1, initial, peak), (total - 1, peak, final)]
+        values = [(initial, peak), (peak, initial), (initial, final)] if self.three_phase else \
+            [(initial, peak), (peak, final)]
+        return self._follow(t, [(e, a, b) for e, (a, b) in zip(self._ends(), values, strict=True)], peak, base)
+
+    def _follow(self, t: np.ndarray, phases: list[tuple[float, Any, Any]], *shapes: Any) -> np.ndarray:
+        """The anneal from phase to phase at steps ``t`` (PyTorch's ``get_lr`` loop)."""
+        total = self.total_steps
         t = np.minimum(t, total - 1)
-        out = np.zeros(np.broadcast_shapes(t.shape, np.shape(peak), np.shape(base)))
+        out = np.zeros(np.broadcast_shapes(t.shape, *(np.shape(a) for a in shapes)))
         done = np.zeros(t.shape, dtype=bool)
         start = 0.0
         for i, (end, a, b) in enumerate(phases):
@@ -432,7 +456,7 @@ class PolynomialLR(Schedule):
 
 
 class CyclicLR(Schedule):
-    r"""``CyclicLR`` (triangular cyclical rates), learning rate only (no momentum cycling).
+    r"""``CyclicLR`` (triangular cyclical rates), with PyTorch's momentum cycling as an option.
 
     The base rate η₀ is the lower bound (PyTorch's ``base_lr``), ``max_lr`` the upper. With
     :math:`u` = ``step_size_up``, :math:`d` = ``step_size_down`` (default u), :math:`S = u + d`,
@@ -443,7 +467,9 @@ class CyclicLR(Schedule):
         \eta_t = \eta_0 + (\eta_{max} - \eta_0)\,h\,s
 
     with amplitude scale :math:`s = 1` (``triangular``), :math:`2^{-(c-1)}` (``triangular2``) or
-    :math:`\gamma^t` (``exp_range``).
+    :math:`\gamma^t` (``exp_range``). With ``cycle_momentum`` the momentum (μ or β₁) is
+    :math:`m_t = m_{max} - (m_{max} - m_{base})\,h\,s`. PyTorch's default is ``cycle_momentum=True``;
+    gdlab's is ``False``, so that a schedule drives any optimizer.
     """
 
     name = "cyclic"
@@ -454,21 +480,39 @@ class CyclicLR(Schedule):
         Hyper("mode", "triangular", kind="choice", choices=("triangular", "triangular2", "exp_range"),
               doc="amplitude policy"),
         Hyper("gamma", 1.0, low=0.0, high=1.0, low_open=True, doc="per-step amplitude decay of exp_range"),
+        Hyper("cycle_momentum", False, kind="bool", doc="cycle the momentum (μ or β₁) inversely to the rate"),
+        Hyper("base_momentum", 0.8, low=0.0, batchable=False, doc="lowest momentum of the cycle (at max_lr)"),
+        Hyper("max_momentum", 0.9, low=0.0, batchable=False, doc="highest momentum of the cycle (at the base rate)"),
     )
 
-    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _shape(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(h, s): the triangle's height factor and the amplitude scale at steps ``t``."""
         up = float(self.step_size_up)
         down = up if self.step_size_down is None else float(self.step_size_down)
         size = up + down
         ratio = up / size
         cycle = np.floor(1 + t / size)
         x = 1.0 + t / size - cycle
-        height = (np.asarray(self.max_lr) - base) * np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
+        factor = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
         if self.mode == "triangular":
-            return base + height * 1.0
-        if self.mode == "triangular2":
-            return base + height * (1 / power(2.0, cycle - 1))
-        return base + height * power(self.gamma, t)
+            scale: Any = 1.0
+        elif self.mode == "triangular2":
+            scale = 1 / power(2.0, cycle - 1)
+        else:
+            scale = power(self.gamma, t)
+        return factor, scale
+
+    def momentum(self, step: Any) -> float | np.ndarray | None:
+        if not self.cycle_momentum:
+            return None
+        factor, scale = self._shape(as_steps(step))
+        height = (self.max_momentum - self.base_momentum) * factor
+        return _out(self.max_momentum - height * scale)
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        factor, scale = self._shape(t)
+        height = (np.asarray(self.max_lr) - base) * factor
+        return base + height * scale
 
 
 # -- schedules of a function of the step and of other schedules ------------------------------------

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from gdlab.core.momentum import momentum_field, with_momentum
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.optimizers import make_optimizer
@@ -241,6 +242,11 @@ def train(
     if schedule is not None and base_lr is None:
         raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
     sched_state = schedule.init() if schedule is not None else None
+    momenta = getattr(schedule, "momentum", None) if schedule is not None else None
+    if momenta is not None and momenta(0) is None:
+        momenta = None
+    if momenta is not None:
+        momentum_field(optimizer)  # refuses an optimizer without momentum or betas before any step
     observe_extra = (base_lr,) if schedule is not None and _observe_takes_base_lr(schedule) else ()
     full = problem.objective()
 
@@ -279,7 +285,8 @@ def train(
                     if not alive.any():
                         break
                 running = None if alive.all() else alive.copy()  # the runs that attempt this step
-                new_p, state, nonfinite = optimizer.step(objective, p, state, lr=lr_now, grad=grad)
+                stepper = optimizer if momenta is None else with_momentum(optimizer, momenta(step))
+                new_p, state, nonfinite = stepper.step(objective, p, state, lr=lr_now, grad=grad)
                 if np.any(nonfinite):
                     kill(np.broadcast_to(nonfinite, batch), step, f"non-finite gradient or update at step {step + 1}")
                 p = new_p if alive.all() else np.where(alive[..., np.newaxis], new_p, p)

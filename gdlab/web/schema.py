@@ -57,7 +57,9 @@ COMBINATIONS: dict[str, JSON] = {
 UNSAID: dict[str, str] = {
     "lbfgs": "c1 < c2 (the Wolfe constants)",
     "warmup_cosine": "warmup_steps < total_steps",
-    "onecycle": "pct_start × total_steps ≠ 1 (a rising phase of zero length)",
+    "onecycle": "pct_start × total_steps ≠ 1 (a rising phase of zero length); cycle_momentum needs an optimizer "
+                "with momentum > 0 or betas",
+    "cyclic": "cycle_momentum needs an optimizer with momentum > 0 or betas",
     "rprop": "0 < etas[0] < 1 < etas[1]",
     "sequential": "one milestone fewer than schedulers",
 }

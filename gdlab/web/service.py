@@ -20,6 +20,7 @@ import orjson
 from gdlab import fast
 from gdlab._version import __version__
 from gdlab.core.hyper import describe
+from gdlab.core.momentum import momentum_field
 from gdlab.engine import analysis as _analysis
 from gdlab.engine.result import format_hyperparam, jsonable
 from gdlab.engine.run import run_batch
@@ -374,6 +375,11 @@ class Lab:
         sched = None
         if sched_spec is not None:
             sched = self._schedule(sched_spec, where)
+        if sched is not None and sched.momentum(0) is not None:
+            try:
+                momentum_field(opt)
+            except ValueError as exc:
+                raise LabError(f"{where}: {exc}", field=f"{where}.schedule") from None
         hp = spec.hyperparams
         label = spec.name + "".join(f" {k}={format_hyperparam(v)}" for k, v in hp.items())
         if sched_spec is not None:
