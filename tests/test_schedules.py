@@ -486,7 +486,7 @@ MOMENTUM_CASES = [
                          ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(MOMENTUM_CASES)])
 def test_momentum_cycling_matches_torch(opt_name, opt_kw, torch_cls, sched_name, kw, make, stream):
     """The schedule's momentum drives SGD's μ or Adam's β₁ step by step as torch's schedulers do."""
-    from gdlab.core.momentum import with_momentum
+    from gdlab.core.cycling import with_momentum
 
     x0, grads = stream
     ref_traj, ref_lrs, _ = torch_run(torch_cls, {"lr": BASE_LR, **opt_kw}, make, x0, grads)
@@ -496,7 +496,7 @@ def test_momentum_cycling_matches_torch(opt_name, opt_kw, torch_cls, sched_name,
     opt = make_optimizer(opt_name, lr=BASE_LR, **opt_kw)
     p, state, traj = np.array(x0), opt.init(x0), [x0.copy()]
     for t, g in enumerate(grads):
-        p, state, _ = with_momentum(opt, sched.momentum(t)).update(g, state, p, lr=lrs[t])
+        p, state, _ = with_momentum(opt, sched.cycled_momentum(t)).update(g, state, p, lr=lrs[t])
         traj.append(p.copy())
     assert rel_err(np.array(traj), ref_traj) <= 1e-12
 
@@ -516,7 +516,7 @@ def test_momentum_cycling_reaches_the_engine_and_training():
     a = run_batch(land, opt, start, steps=60, schedule=cyc)
     b = run_batch(land, opt, start, steps=60, schedule=flat)
     assert not np.array_equal(a.positions, b.positions)
-    assert "cycles the momentum" in str(trajectory._schedule_reason(cyc))
+    assert "cycle of μ or β₁" in str(trajectory._schedule_reason(cyc))
     with pytest.raises(ValueError, match="neither momentum nor betas"):
         run_batch(land, make_optimizer("adagrad"), start, steps=5, schedule=cyc)
     result = train("logistic_regression", make_optimizer("adam", lr=0.01), epochs=2, schedule=cyc)

@@ -292,6 +292,10 @@ def optimizer_runs(draw):
         opt = make_optimizer(name, **kwargs)
     batch = () if name == "lbfgs" else draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
     d = draw(st.integers(1, 4))
+    if name in ("muon", "adafactor"):  # matrix optimizers: a (2, d) matrix and a bias of 2
+        d_matrix = d
+        opt = opt.with_layout((("W", (2, d_matrix)), ("b", (2,))))
+        d = 2 * d_matrix + 2
     dtype = draw(st.sampled_from([np.float64, np.float32])) if name not in ("lbfgs", "newton") else np.float64
     params = np.random.default_rng(draw(st.integers(0, 2**16))).uniform(-1, 1, batch + (d,)).astype(dtype)
     return opt, params, draw(st.integers(0, 4))

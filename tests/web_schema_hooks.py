@@ -84,7 +84,7 @@ def breaks_unsaid_rule(body: Any) -> bool:
 
 def breaks_momentum_rule(body: dict[str, Any]) -> bool:
     """Whether a schedule with ``cycle_momentum`` drives an optimizer without momentum or betas."""
-    from gdlab.core.momentum import momentum_field
+    from gdlab.core.cycling import momentum_field
 
     default = body.get("schedule")
     for opt in body.get("optimizers") or []:

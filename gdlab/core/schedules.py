@@ -143,7 +143,7 @@ class Schedule(Configurable):
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def momentum(self, step: Any) -> float | np.ndarray | None:
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
         """The momentum (SGD's μ, or Adam's β₁) of the update at 0-based ``step`` when the schedule
         cycles it (OneCycleLR's and CyclicLR's ``cycle_momentum``), else ``None``."""
         return None
@@ -411,7 +411,7 @@ class OneCycleLR(Schedule):
             return [float(p * total) - 1, float(2 * p * total) - 2, total - 1]
         return [float(p * total) - 1, total - 1]
 
-    def momentum(self, step: Any) -> float | np.ndarray | None:
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
         if not self.cycle_momentum:
             return None
         low, high = self.base_momentum, self.max_momentum
@@ -502,7 +502,7 @@ class CyclicLR(Schedule):
             scale = power(self.gamma, t)
         return factor, scale
 
-    def momentum(self, step: Any) -> float | np.ndarray | None:
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
         if not self.cycle_momentum:
             return None
         factor, scale = self._shape(as_steps(step))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.core.batching import run_absmax, run_squared_norm
-from gdlab.core.momentum import momentum_field, with_momentum
+from gdlab.core.cycling import momentum_field, with_momentum
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, state_is_finite
 from gdlab.core.stopping import (
@@ -58,7 +58,7 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
 
     sched_state = schedule.init() if schedule is not None else None
     # a schedule that cycles the momentum (OneCycleLR's, CyclicLR's cycle_momentum) sets it each step
-    momenta = getattr(schedule, "momentum", None) if schedule is not None else None
+    momenta = getattr(schedule, "cycled_momentum", None) if schedule is not None else None
     if momenta is not None and momenta(0) is None:
         momenta = None
     if momenta is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gdlab.core.momentum import momentum_field, with_momentum
+from gdlab.core.cycling import momentum_field, with_momentum
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.optimizers import make_optimizer
@@ -242,7 +242,7 @@ def train(
     if schedule is not None and base_lr is None:
         raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
     sched_state = schedule.init() if schedule is not None else None
-    momenta = getattr(schedule, "momentum", None) if schedule is not None else None
+    momenta = getattr(schedule, "cycled_momentum", None) if schedule is not None else None
     if momenta is not None and momenta(0) is None:
         momenta = None
     if momenta is not None:

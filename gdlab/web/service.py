@@ -19,8 +19,8 @@ import orjson
 
 from gdlab import fast
 from gdlab._version import __version__
+from gdlab.core.cycling import momentum_field
 from gdlab.core.hyper import describe
-from gdlab.core.momentum import momentum_field
 from gdlab.engine import analysis as _analysis
 from gdlab.engine.result import format_hyperparam, jsonable
 from gdlab.engine.run import run_batch
@@ -375,7 +375,7 @@ class Lab:
         sched = None
         if sched_spec is not None:
             sched = self._schedule(sched_spec, where)
-        if sched is not None and sched.momentum(0) is not None:
+        if sched is not None and sched.cycled_momentum(0) is not None:
             try:
                 momentum_field(opt)
             except ValueError as exc:
