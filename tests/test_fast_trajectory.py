@@ -614,7 +614,11 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "weight_decay": (0.0, 0.5, False), "eps": (1e-10, 1e-2, True), "alpha": (0.0, 0.999, False),
     "rho": (0.0, 0.999, False), "lr_decay": (0.0, 0.5, False), "initial_accumulator_value": (0.0, 1.0, False),
     "momentum_decay": (0.0, 0.1, False), "beta1": (0.0, 0.99, False), "beta2": (0.0, 0.9999, False),
+    "etaminus": (0.1, 0.9, False), "etaplus": (1.1, 2.0, False), "step_min": (0.0, 1e-3, False),
+    "step_max": (1e-2, 50.0, True), "lambd": (0.0, 0.5, False), "t0": (-5.0, 50.0, False),
 }
+#: The items of each pair hyperparameter, as names of RANGES (betas otherwise).
+PAIRS = {"etas": ("etaminus", "etaplus"), "step_sizes": ("step_min", "step_max")}
 N_RUNS = 3
 
 
@@ -642,7 +646,8 @@ def optimizers(draw: st.DrawFn) -> Any:
         elif spec.kind == "choice":
             kwargs[spec.name] = draw(st.sampled_from(spec.choices))
         elif spec.kind == "pair":
-            kwargs[spec.name] = (draw(numbers("beta1")), draw(numbers("beta2")))
+            first, second = PAIRS.get(spec.name, ("beta1", "beta2"))
+            kwargs[spec.name] = (draw(numbers(first)), draw(numbers(second)))
         else:
             kwargs[spec.name] = draw(numbers(spec.name))
     if name == "sgd" and kwargs["nesterov"]:

@@ -558,7 +558,13 @@ class SchedulesHyper(Hyper):
 
 def _evaluate(fn: Any, t: np.ndarray, owner: str) -> np.ndarray:
     """``fn`` at every step of ``t``: once on the whole array when it takes arrays and returns one of
-    the same shape, else step by step (Python ints)."""
+    the same shape, else step by step (Python ints).
+
+    A callable that takes arrays should give the same numbers on a table of steps as on one step (the
+    fused trajectories ask for the table, the reference loop for one step at a time); NumPy's ``pow``
+    or ``exp`` may differ in the last bit between the two. Formulas from the command line and the lab
+    (:mod:`gdlab.landscapes.formula`) take one step at a time, with the C library, so they always agree.
+    """
     try:
         out = np.asarray(fn(t) if t.ndim else fn(int(t)), dtype=np.float64)
         if out.shape == t.shape:
