@@ -3,7 +3,10 @@
 A random gradient stream of 250 steps (relative error ≤ 1e-12) on a vector (Adafactor's unfactored
 path) and on a layout of matrices, a vector and a 3-D block (the factored path, one torch tensor per
 block); Rosenbrock for Adafactor; Muon both in PyTorch's bfloat16 Newton–Schulz iteration (emulated
-bit for bit) and in float64 (against PyTorch's iteration with the bfloat16 cast taken out).
+bit for bit on small matrices) and in float64 (against PyTorch's iteration with the bfloat16 cast taken
+out). And the training loop on the MLP, one torch tensor per block of its layout: ≤ 1e-12, except
+Muon's bfloat16 iteration on the 64 × 32 matrix (≤ 1e-5: float32 sums in another order than torch's
+kernel flip a bfloat16 rounding now and then).
 """
 
 from __future__ import annotations
@@ -199,3 +202,39 @@ def test_zero_lr_freezes_and_maximize_flips(seed, name):
 def test_training_gives_each_weight_matrix_as_a_matrix(name):
     result = train("mlp", name, epochs=3)
     assert np.all(np.isfinite(result.train_loss)) and result.train_loss[-1] < result.train_loss[0]
+
+
+@pytest.mark.parametrize(("name", "torch_cls", "kwargs", "ours", "tolerance"), [
+    ("adafactor", torch.optim.Adafactor, {"lr": 0.05}, {}, 1e-12),
+    ("muon", torch.optim.Muon, {"lr": 0.02, "weight_decay": 0.01}, {"ns_dtype": "params"}, 1e-12),
+    # bfloat16 on the MLP's 64 × 32 matrix: the float32 sums of 32 or 64 products are added in another
+    # order than PyTorch's kernel now and then, a bfloat16 rounding flips, and 30 steps carry it on
+    ("muon", torch.optim.Muon, {"lr": 0.02, "weight_decay": 0.01}, {}, 1e-5),
+], ids=["adafactor", "muon-float64", "muon-bfloat16"])
+def test_training_the_mlp_matches_torch_per_weight_matrix(name, torch_cls, kwargs, ours, tolerance):
+    """gdlab's training loop on the MLP (full batch) against torch stepping one tensor per block of the
+    problem's layout, fed the same gradients: W1 and W2 are matrices to both (Muon's biases: AdamW)."""
+    from gdlab.problems import make_problem
+
+    problem = make_problem("mlp")
+    epochs = 30
+    result = train(problem, make_optimizer(name, **kwargs, **ours), epochs=epochs)
+    objective = problem.objective()
+    x = problem.init_params(0)
+    ts = [torch.tensor(b.copy(), requires_grad=True) for b in blocks_of(x, problem.layout)]
+    if name == "muon":
+        matrices = [t for t in ts if t.ndim == 2]
+        others = [t for t in ts if t.ndim != 2]
+        opts = [torch_cls(matrices, **kwargs), torch.optim.AdamW(others, **kwargs)]
+    else:
+        opts = [torch_cls(ts, **kwargs)]
+    iteration = ns_in_params_dtype if ours.get("ns_dtype") == "params" else torch_muon._zeropower_via_newtonschulz
+    with mock.patch.object(torch_muon, "_zeropower_via_newtonschulz", iteration):
+        for _ in range(epochs):
+            flat = np.concatenate([t.detach().numpy().ravel() for t in ts])
+            for t, gb in zip(ts, blocks_of(objective.grad(flat), problem.layout), strict=True):
+                t.grad = torch.tensor(gb.copy())
+            for opt in opts:
+                opt.step()
+    ref = np.concatenate([t.detach().numpy().ravel() for t in ts])
+    assert rel_err(result.params, ref) <= tolerance
