@@ -521,3 +521,26 @@ def test_momentum_cycling_reaches_the_engine_and_training():
         run_batch(land, make_optimizer("adagrad"), start, steps=5, schedule=cyc)
     result = train("logistic_regression", make_optimizer("adam", lr=0.01), epochs=2, schedule=cyc)
     assert np.all(np.isfinite(result.train_loss))
+
+
+@settings(max_examples=30, deadline=None)
+@given(gamma=st.floats(0.5, 1.0), base=st.floats(0.0, 1.0), steps=st.integers(1, 300))
+def test_lambda_and_multiplicative_of_a_constant_are_exponential(gamma, base, steps):
+    """λ(t) = γᵗ (lambda) and λ ≡ γ (multiplicative) are ExponentialLR(γ): the same closed form within
+    rounding (multiplicative rounds a product step after step, as torch does)."""
+    exponential = make_schedule("exponential", gamma=gamma).curve(steps, base)
+    lam = make_schedule("lambda", lr_lambda=lambda t: gamma**t).curve(steps, base)
+    mul = make_schedule("multiplicative", lr_lambda=lambda t: gamma).curve(steps, base)
+    np.testing.assert_allclose(lam, exponential, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(mul, exponential, rtol=1e-12, atol=0)
+
+
+def test_sequential_restarts_each_schedule_at_its_milestone():
+    a, b = make_schedule("exponential", gamma=0.9), make_schedule("step", step_size=3, gamma=0.5)
+    seq = make_schedule("sequential", schedulers=[a, b], milestones=[10])
+    t = np.arange(30)
+    np.testing.assert_array_equal(seq(t, 0.1), np.where(t < 10, a(t, 0.1), b(np.maximum(t - 10, 0), 0.1)))
+    with pytest.raises(ValueError, match="2 schedulers need 1 milestones"):
+        make_schedule("sequential", schedulers=[a, b], milestones=[3, 5])
+    with pytest.raises(TypeError, match="lr_lambda must be a function"):
+        make_schedule("lambda", lr_lambda="0.9**t")
