@@ -351,6 +351,10 @@ TORCH_OPTIMIZERS: dict[str, tuple[type, dict[str, Any]]] = {
     "adadelta": (torch.optim.Adadelta, {}),
     "nadam": (torch.optim.NAdam, {}),
     "radam": (torch.optim.RAdam, {}),
+    # Rprop reads the rate at its first step only (the initial step sizes), in torch and in gdlab
+    "rprop": (torch.optim.Rprop, {}),
+    # ASGD is left out: under a schedule torch computes η_t from the previous step's rate, gdlab from
+    # this step's (the README says so); with a constant rate they agree (tests/test_parity_torch.py)
 }
 WITH_TORCH = [n for n in TORCH_OPTIMIZERS if n in OPTIMIZERS and issubclass(OPTIMIZERS[n], Rule)]
 DRIVING = [
