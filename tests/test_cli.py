@@ -309,6 +309,21 @@ def test_sweep_basin_json(capsys):
         (["sweep", "lr", "--landscape", "elliptic", "--optimizer", "sgd", "--lr-range", "1:0.1:5"], "--lr-range"),
         (["sweep", "basin", "--landscape", "elliptic", "--optimizer", "sgd", "--resolution", "1000"], "--resolution"),
         (["sweep", "basin", "--landscape", "rosenbrock", "--landscape-set", "dim=3", "--optimizer", "sgd"], "2-D"),
+        # the matrix optimizers and the schedules of issue 15
+        (["run", "--landscape", "rosenbrock", "--optimizer", "muon"], "only 2-D parameters"),
+        (["run", "--landscape", "rosenbrock", "--optimizer", "muon", "--set", "ns_coefficients=1,2"], "3 numbers"),
+        (["run", "--landscape", "rosenbrock", "--optimizer", "rprop", "--set", "etas=0.5,0.9"], "etaplus"),
+        (["schedule", "lambda", "--set", "lr_lambda=os.system(1)", "--steps", "5"], "unknown name 'os'"),
+        (["schedule", "multiplicative", "--set", "lr_lambda=0.9*x", "--steps", "5"], "unknown name 'x'"),
+        (["schedule", "lambda", "--steps", "5"], "lr_lambda must be set"),
+        (["schedule", "chained", "--set", "schedulers=exponential(gamma=0.9)|cosine(T_max=9)", "--steps", "5"],
+         "not the base rate times a factor"),
+        (["schedule", "sequential", "--set", "schedulers=linear|cosine(T_max=9)", "--steps", "5"], "milestones"),
+        (["schedule", "sequential", "--set", "schedulers=linear|cosin(T_max=9)", "--set", "milestones=3",
+          "--steps", "5"], "did you mean 'cosine'"),
+        (["schedule", "chained", "--set", "schedulers=plateau", "--steps", "5"], "reacts to the loss"),
+        (["run", "--landscape", "rosenbrock", "--optimizer", "adagrad", "--schedule", "onecycle", "--schedule-set",
+          "total_steps=10", "--schedule-set", "cycle_momentum=true", "--steps", "10"], "neither momentum nor betas"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):

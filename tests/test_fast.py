@@ -60,6 +60,10 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("radam", {"eps_inside_sqrt": True, "weight_decay": 0.1, "betas": (0.3, 0.8)}),
     ("lion", {}),
     ("lion", {"weight_decay": 0.1, "maximize": True, "betas": (0.5, 0.9)}),
+    ("rprop", {}),
+    ("rprop", {"etas": (0.3, 1.5), "step_sizes": (1e-3, 0.05), "maximize": True}),
+    ("asgd", {}),
+    ("asgd", {"lambd": 0.1, "alpha": 0.5, "t0": 20.0, "weight_decay": 0.1, "maximize": True}),
 ]
 
 
@@ -164,8 +168,13 @@ def _hyper_strategy(name: str) -> st.SearchStrategy[dict[str, Any]]:
         "momentum": {"momentum": st.floats(0.0, 0.99)},
         "nesterov": {"momentum": st.floats(0.0, 0.99)},
         "lion": {"betas": st.tuples(beta, beta)},
+        "rprop": {"etas": st.tuples(st.floats(0.1, 0.9), st.floats(1.1, 2.0)),
+                  "step_sizes": st.tuples(st.sampled_from([0.0, 1e-6, 1e-3]), st.sampled_from([1e-2, 50.0]))},
+        "asgd": {"lambd": st.sampled_from([0.0, 1e-4, 0.1]), "alpha": st.floats(0.0, 1.0),
+                 "t0": st.sampled_from([-5.0, 10.0, 1e6])},
     }[name]
-    return st.fixed_dictionaries({**common, **extra})
+    names = {h.name for h in RULES[name].hyperparams}
+    return st.fixed_dictionaries({k: v for k, v in {**common, **extra}.items() if k in names})
 
 
 @pytest.mark.parametrize("name", sorted(RULES))

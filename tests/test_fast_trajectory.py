@@ -121,6 +121,10 @@ OPTION_CASES: list[tuple[str, dict[str, Any]]] = [
     ("radam", {"lr": 0.05, "eps_inside_sqrt": True, "weight_decay": 0.1, "betas": (0.3, 0.8)}),
     ("lion", {"lr": 0.01}),
     ("lion", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.1, "maximize": True}),
+    ("rprop", {"lr": 0.01}),
+    ("rprop", {"lr": 0.01, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.05), "maximize": True}),
+    ("asgd", {"lr": 1e-3}),
+    ("asgd", {"lr": 1e-3, "lambd": 0.1, "alpha": 0.5, "t0": 20.0, "weight_decay": 0.1, "maximize": True}),
 ]
 
 FUSED_NAMES = sorted(RULES)
@@ -315,6 +319,10 @@ ARRAY_CASES: list[tuple[str, dict[str, Any]]] = [
                "weight_decay": np.array([[0.0], [0.1], [0.3]])}),
     ("radam", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.999), "eps_inside_sqrt": True}),
     ("lion", {"lr": LRS, "betas": (np.array([[0.0], [0.5], [0.9]]), 0.99), "weight_decay": LRS}),
+    ("rprop", {"lr": LRS, "etas": (np.array([[0.3], [0.5], [0.9]]), 1.2),
+               "step_sizes": (0.0, np.array([0.01, 0.1, 1.0, 10.0, 50.0]))}),
+    ("asgd", {"lr": LRS, "lambd": np.array([[0.0], [0.1], [1.0]]), "t0": np.array([-5.0, 0.0, 10.0, 40.0, 1e6]),
+              "alpha": 0.5}),
 ]
 
 
@@ -357,6 +365,11 @@ SCHEDULE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("cyclic", {"max_lr": 0.05, "step_size_up": 6}),
     ("cyclic", {"max_lr": 0.05, "step_size_up": 4, "step_size_down": 7, "mode": "triangular2"}),
     ("cyclic", {"max_lr": np.array([[0.02], [0.05], [0.1]]), "step_size_up": 5, "mode": "exp_range", "gamma": 0.97}),
+    ("lambda", {"lr_lambda": lambda t: 1.0 / (1.0 + 0.1 * t)}),
+    ("multiplicative", {"lr_lambda": lambda t: 0.97}),
+    ("sequential", {"schedulers": [make_schedule("linear", start_factor=0.1, total_iters=8),
+                                   make_schedule("cosine", T_max=40)], "milestones": [8]}),
+    ("chained", {"schedulers": [make_schedule("exponential", gamma=0.98), make_schedule("step", step_size=9)]}),
 ]
 #: Optimizers whose update uses the scheduled rate in different ways (in the step, in the velocity,
 #: in the decoupled decay, in Adagrad's decay, in NAdam's and RAdam's per-step factors).
@@ -374,6 +387,8 @@ SCHEDULED_OPTIMIZERS: list[tuple[str, dict[str, Any]]] = [
     ("adadelta", {}),
     ("adam", {"amsgrad": True}),
     ("lion", {"weight_decay": 0.1}),
+    ("rprop", {}),
+    ("asgd", {"lambd": 0.1, "t0": 10.0}),
 ]
 
 
@@ -599,7 +614,11 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "weight_decay": (0.0, 0.5, False), "eps": (1e-10, 1e-2, True), "alpha": (0.0, 0.999, False),
     "rho": (0.0, 0.999, False), "lr_decay": (0.0, 0.5, False), "initial_accumulator_value": (0.0, 1.0, False),
     "momentum_decay": (0.0, 0.1, False), "beta1": (0.0, 0.99, False), "beta2": (0.0, 0.9999, False),
+    "etaminus": (0.1, 0.9, False), "etaplus": (1.1, 2.0, False), "step_min": (0.0, 1e-3, False),
+    "step_max": (1e-2, 50.0, True), "lambd": (0.0, 0.5, False), "t0": (-5.0, 50.0, False),
 }
+#: The items of each pair hyperparameter, as names of RANGES (betas otherwise).
+PAIRS = {"etas": ("etaminus", "etaplus"), "step_sizes": ("step_min", "step_max")}
 N_RUNS = 3
 
 
@@ -627,7 +646,8 @@ def optimizers(draw: st.DrawFn) -> Any:
         elif spec.kind == "choice":
             kwargs[spec.name] = draw(st.sampled_from(spec.choices))
         elif spec.kind == "pair":
-            kwargs[spec.name] = (draw(numbers("beta1")), draw(numbers("beta2")))
+            first, second = PAIRS.get(spec.name, ("beta1", "beta2"))
+            kwargs[spec.name] = (draw(numbers(first)), draw(numbers(second)))
         else:
             kwargs[spec.name] = draw(numbers(spec.name))
     if name == "sgd" and kwargs["nesterov"]:

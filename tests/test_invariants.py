@@ -23,10 +23,12 @@ def _names(cls) -> set[str]:
 
 
 def no_decay(name: str, **extra) -> dict:
-    """Hyperparameters with weight decay off (decay moves params even at zero gradient)."""
+    """Hyperparameters with weight decay off (decay moves params even at zero gradient; so does
+    ASGD's λ, which shrinks θ by 1 − λη_t)."""
     kw = dict(extra)
-    if "weight_decay" in _names(OPTIMIZERS[name]):
-        kw["weight_decay"] = 0.0
+    for decay in ("weight_decay", "lambd"):
+        if decay in _names(OPTIMIZERS[name]):
+            kw[decay] = 0.0
     return kw
 
 
@@ -109,6 +111,8 @@ def test_zero_learning_rate_freezes(name):
     rng = np.random.default_rng(2)
     x0 = rng.normal(size=3)
     extra = {"weight_decay_form": "torch"} if "weight_decay_form" in _names(OPTIMIZERS[name]) else {}
+    if name == "rprop":  # η only sets Rprop's first step sizes, which are then clamped to at least s_min
+        extra["step_sizes"] = (0.0, 50.0)
     opt = make_optimizer(name, lr=0.0, **extra)
     np.testing.assert_array_equal(run(opt, x0, rng.normal(size=(5, 3))), x0)
 

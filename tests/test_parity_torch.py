@@ -54,6 +54,12 @@ CASES = [
     # β₂ = 0.6 gives ρ∞ = 4 < 5: never rectified, RAdam is SGD with bias-corrected momentum.
     ("radam", torch.optim.RAdam, {"betas": (0.9, 0.6)}, 1e-2),
     ("radam", torch.optim.RAdam, {"maximize": True}, None),
+    ("rprop", torch.optim.Rprop, {}, 1e-2),
+    ("rprop", torch.optim.Rprop, {"etas": (0.3, 1.5), "step_sizes": (1e-3, 0.05)}, 1e-2),
+    ("rprop", torch.optim.Rprop, {"maximize": True}, None),
+    ("asgd", torch.optim.ASGD, {}, 1e-4),
+    ("asgd", torch.optim.ASGD, {"lambd": 0.1, "alpha": 0.5, "t0": 20.0, "weight_decay": 0.1}, 1e-4),
+    ("asgd", torch.optim.ASGD, {"t0": -3.0, "maximize": True}, None),
 ]
 
 STREAM_STEPS = 250
@@ -90,3 +96,33 @@ def test_rosenbrock_matches_torch(name, torch_cls, kwargs, rosen_lr):
     ref = torch_on_function(torch_cls, {"lr": rosen_lr, **kwargs}, x0, torch_rosenbrock, 100)
     assert np.all(np.isfinite(ref))
     assert rel_err(ours, ref) <= 1e-9
+
+
+def test_asgd_average_matches_torch(stream):
+    """ASGD's averaged parameters (state ``ax``) follow PyTorch's, averaging switched on from t₀ = 30."""
+    x0, grads = stream
+    kwargs = {"lr": 0.01, "lambd": 0.01, "t0": 30.0}
+    opt = make_optimizer("asgd", **kwargs)
+    p, state = np.array(x0), opt.init(x0)
+    tp = torch.tensor(x0.copy(), requires_grad=True)
+    topt = torch.optim.ASGD([tp], **kwargs)
+    for g in grads:
+        p, state, _ = opt.update(g, state, p)
+        tp.grad = torch.tensor(g)
+        topt.step()
+    ax = topt.state[tp]["ax"].numpy()
+    assert rel_err(state["ax"], ax) <= 1e-12 and not np.array_equal(ax, tp.detach().numpy())
+
+
+def test_rprop_step_sizes_match_torch(stream):
+    x0, grads = stream
+    opt = make_optimizer("rprop", lr=0.01)
+    p, state = np.array(x0), opt.init(x0)
+    tp = torch.tensor(x0.copy(), requires_grad=True)
+    topt = torch.optim.Rprop([tp], lr=0.01)
+    for g in grads:
+        p, state, _ = opt.update(g, state, p)
+        tp.grad = torch.tensor(g)
+        topt.step()
+    assert np.array_equal(state["step_size"], topt.state[tp]["step_size"].numpy())
+    assert np.array_equal(state["prev"], topt.state[tp]["prev"].numpy())

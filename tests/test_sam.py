@@ -18,7 +18,7 @@ from gdlab.core.optimizers.sam import SAM, can_wrap
 BOWL = Quadratic(np.diag([2.0, 20.0]))
 
 WRAPPABLE = sorted(name for name, cls in OPTIMIZERS.items() if can_wrap(cls))
-assert len(WRAPPABLE) == 11  # every gradient-only rule but the look-ahead Nesterov
+assert len(WRAPPABLE) == 13  # every gradient-only rule but the look-ahead Nesterov
 
 
 def test_hand_derived_two_steps_with_momentum():

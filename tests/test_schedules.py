@@ -114,6 +114,27 @@ TORCH_CASES: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
      lambda o: S.CyclicLR(o, BASE_LR, 0.5, 20, 13, mode="triangular2", cycle_momentum=False)),
     ("cyclic", {"max_lr": 0.5, "step_size_up": 15, "mode": "exp_range", "gamma": 0.99},
      lambda o: S.CyclicLR(o, BASE_LR, 0.5, 15, mode="exp_range", gamma=0.99, cycle_momentum=False)),
+    ("lambda", {"lr_lambda": lambda t: 0.95**t}, lambda o: S.LambdaLR(o, lambda t: 0.95**t)),
+    ("lambda", {"lr_lambda": lambda t: 1 / (1 + 0.1 * t)}, lambda o: S.LambdaLR(o, lambda t: 1 / (1 + 0.1 * t))),
+    ("multiplicative", {"lr_lambda": lambda t: 0.99}, lambda o: S.MultiplicativeLR(o, lambda t: 0.99)),
+    ("multiplicative", {"lr_lambda": lambda t: 1 - 0.5 / (t + 10)},
+     lambda o: S.MultiplicativeLR(o, lambda t: 1 - 0.5 / (t + 10))),
+    ("sequential", {"schedulers": [make_schedule("linear", start_factor=0.1, total_iters=10),
+                                   make_schedule("cosine", T_max=240)], "milestones": [10]},
+     lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, total_iters=10), S.CosineAnnealingLR(o, 240)], [10])),
+    ("sequential", {"schedulers": [make_schedule("constant_lr", factor=0.5, total_iters=20),
+                                   make_schedule("exponential", gamma=0.98),
+                                   make_schedule("step", step_size=10, gamma=0.5)], "milestones": [30, 100]},
+     lambda o: S.SequentialLR(o, [S.ConstantLR(o, 0.5, 20), S.ExponentialLR(o, 0.98), S.StepLR(o, 10, 0.5)],
+                              [30, 100])),
+    ("chained", {"schedulers": [make_schedule("exponential", gamma=0.99), make_schedule("step", step_size=30,
+                                                                                         gamma=0.5)]},
+     lambda o: S.ChainedScheduler([S.ExponentialLR(o, 0.99), S.StepLR(o, 30, 0.5)])),
+    ("chained", {"schedulers": [make_schedule("linear", start_factor=0.2, total_iters=20),
+                                make_schedule("multistep", milestones=[50, 120]),
+                                make_schedule("polynomial", total_iters=200, power=2.0)]},
+     lambda o: S.ChainedScheduler([S.LinearLR(o, 0.2, total_iters=20), S.MultiStepLR(o, [50, 120]),
+                                   S.PolynomialLR(o, 200, 2.0)])),
     ("plateau", {"patience": 5}, lambda o: S.ReduceLROnPlateau(o, patience=5)),
     ("plateau", {"patience": 3, "cooldown": 4, "factor": 0.5, "min_lr": 0.004},
      lambda o: S.ReduceLROnPlateau(o, patience=3, cooldown=4, factor=0.5, min_lr=0.004)),
@@ -122,7 +143,14 @@ TORCH_CASES: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
     ("plateau", {"patience": 0, "factor": 0.5, "eps": 1e-3},
      lambda o: S.ReduceLROnPlateau(o, patience=0, factor=0.5, eps=1e-3)),
 ]
-TORCH_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for n, kw, _ in TORCH_CASES]
+def _show(value: Any) -> str:
+    if isinstance(value, list) and value and hasattr(value[0], "name"):
+        return "+".join(v.name for v in value)
+    return "fn" if callable(value) else str(value)
+
+
+TORCH_IDS = [f"{n}{i}-{'-'.join(f'{k}={_show(v)}' for k, v in kw.items()) or 'defaults'}"
+             for i, (n, kw, _) in enumerate(TORCH_CASES)]
 
 
 def gdlab_rates(name: str, kw: dict[str, Any], base_lr: Any, losses: np.ndarray | None = LOSSES) -> np.ndarray:
@@ -178,6 +206,11 @@ def _instance(name: str):
         "cosine": {"T_max": 50, "eta_min": 1e-3}, "cosine_warm_restarts": {"T_0": 7, "T_mult": 3},
         "warmup_cosine": {"warmup_steps": 20, "total_steps": 150}, "onecycle": {"total_steps": 120},
         "polynomial": {"total_iters": 90, "power": 0.5}, "cyclic": {"max_lr": 2.0, "step_size_up": 9},
+        "lambda": {"lr_lambda": lambda t: 1.0 / (1.0 + t)},
+        "multiplicative": {"lr_lambda": lambda t: 0.99},
+        "sequential": {"schedulers": [make_schedule("linear", total_iters=20), make_schedule("cosine", T_max=50)],
+                       "milestones": [20]},
+        "chained": {"schedulers": [make_schedule("exponential", gamma=0.99), make_schedule("step", step_size=7)]},
     }
     return make_schedule(name, **kw.get(name, {}))
 
@@ -318,6 +351,10 @@ TORCH_OPTIMIZERS: dict[str, tuple[type, dict[str, Any]]] = {
     "adadelta": (torch.optim.Adadelta, {}),
     "nadam": (torch.optim.NAdam, {}),
     "radam": (torch.optim.RAdam, {}),
+    # Rprop reads the rate at its first step only (the initial step sizes), in torch and in gdlab
+    "rprop": (torch.optim.Rprop, {}),
+    # ASGD is left out: under a schedule torch computes η_t from the previous step's rate, gdlab from
+    # this step's (the README says so); with a constant rate they agree (tests/test_parity_torch.py)
 }
 WITH_TORCH = [n for n in TORCH_OPTIMIZERS if n in OPTIMIZERS and issubclass(OPTIMIZERS[n], Rule)]
 DRIVING = [
@@ -425,3 +462,89 @@ def test_textbook_nesterov_lookahead_vs_torch_nesterov(scheduled):
         assert err > 1e-6
     else:
         assert err <= 1e-12
+
+
+# -- momentum cycling (OneCycleLR's and CyclicLR's cycle_momentum) ---------------------------------
+MOMENTUM_CASES = [
+    ("sgd", {"momentum": 0.9}, torch.optim.SGD, "onecycle", {"total_steps": STEPS, "cycle_momentum": True},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS)),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, torch.optim.SGD, "onecycle",
+     {"total_steps": STEPS, "cycle_momentum": True, "three_phase": True, "base_momentum": 0.7, "max_momentum": 0.9,
+      "anneal_strategy": "linear"},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS, three_phase=True, base_momentum=0.7, max_momentum=0.9,
+                            anneal_strategy="linear")),
+    ("adam", {}, torch.optim.Adam, "onecycle", {"total_steps": STEPS, "cycle_momentum": True},
+     lambda o: S.OneCycleLR(o, BASE_LR, total_steps=STEPS)),
+    ("sgd", {"momentum": 0.9}, torch.optim.SGD, "cyclic",
+     {"max_lr": 0.5, "step_size_up": 20, "mode": "triangular2", "cycle_momentum": True},
+     lambda o: S.CyclicLR(o, BASE_LR, 0.5, 20, mode="triangular2")),
+    ("adamw", {}, torch.optim.AdamW, "cyclic",
+     {"max_lr": 0.2, "step_size_up": 15, "mode": "exp_range", "gamma": 0.99, "cycle_momentum": True,
+      "base_momentum": 0.85, "max_momentum": 0.95},
+     lambda o: S.CyclicLR(o, BASE_LR, 0.2, 15, mode="exp_range", gamma=0.99, base_momentum=0.85,
+                          max_momentum=0.95)),
+]
+
+
+@pytest.mark.parametrize(("opt_name", "opt_kw", "torch_cls", "sched_name", "kw", "make"), MOMENTUM_CASES,
+                         ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(MOMENTUM_CASES)])
+def test_momentum_cycling_matches_torch(opt_name, opt_kw, torch_cls, sched_name, kw, make, stream):
+    """The schedule's momentum drives SGD's μ or Adam's β₁ step by step as torch's schedulers do."""
+    from gdlab.core.cycling import with_momentum
+
+    x0, grads = stream
+    ref_traj, ref_lrs, _ = torch_run(torch_cls, {"lr": BASE_LR, **opt_kw}, make, x0, grads)
+    sched = make_schedule(sched_name, **kw)
+    lrs = sched(np.arange(STEPS), BASE_LR)
+    assert lr_rel_err(lrs, ref_lrs) <= 1e-12
+    opt = make_optimizer(opt_name, lr=BASE_LR, **opt_kw)
+    p, state, traj = np.array(x0), opt.init(x0), [x0.copy()]
+    for t, g in enumerate(grads):
+        p, state, _ = with_momentum(opt, sched.cycled_momentum(t)).update(g, state, p, lr=lrs[t])
+        traj.append(p.copy())
+    assert rel_err(np.array(traj), ref_traj) <= 1e-12
+
+
+def test_momentum_cycling_reaches_the_engine_and_training():
+    """run_batch (the reference loop; the fused path says why it steps aside) and train() use it."""
+    from gdlab.engine.run import run_batch
+    from gdlab.fast import trajectory
+    from gdlab.landscapes import make_landscape
+    from gdlab.problems.train import train
+
+    land = make_landscape("rosenbrock")
+    cyc = make_schedule("onecycle", total_steps=60, cycle_momentum=True)
+    flat = make_schedule("onecycle", total_steps=60)
+    opt = make_optimizer("sgd", lr=1e-3, momentum=0.9)
+    start = np.array([-1.5, 2.0])
+    a = run_batch(land, opt, start, steps=60, schedule=cyc)
+    b = run_batch(land, opt, start, steps=60, schedule=flat)
+    assert not np.array_equal(a.positions, b.positions)
+    assert "cycle of μ or β₁" in str(trajectory._schedule_reason(cyc))
+    with pytest.raises(ValueError, match="neither momentum nor betas"):
+        run_batch(land, make_optimizer("adagrad"), start, steps=5, schedule=cyc)
+    result = train("logistic_regression", make_optimizer("adam", lr=0.01), epochs=2, schedule=cyc)
+    assert np.all(np.isfinite(result.train_loss))
+
+
+@settings(max_examples=30, deadline=None)
+@given(gamma=st.floats(0.5, 1.0), base=st.floats(0.0, 1.0), steps=st.integers(1, 300))
+def test_lambda_and_multiplicative_of_a_constant_are_exponential(gamma, base, steps):
+    """λ(t) = γᵗ (lambda) and λ ≡ γ (multiplicative) are ExponentialLR(γ): the same closed form within
+    rounding (multiplicative rounds a product step after step, as torch does)."""
+    exponential = make_schedule("exponential", gamma=gamma).curve(steps, base)
+    lam = make_schedule("lambda", lr_lambda=lambda t: gamma**t).curve(steps, base)
+    mul = make_schedule("multiplicative", lr_lambda=lambda t: gamma).curve(steps, base)
+    np.testing.assert_allclose(lam, exponential, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(mul, exponential, rtol=1e-12, atol=0)
+
+
+def test_sequential_restarts_each_schedule_at_its_milestone():
+    a, b = make_schedule("exponential", gamma=0.9), make_schedule("step", step_size=3, gamma=0.5)
+    seq = make_schedule("sequential", schedulers=[a, b], milestones=[10])
+    t = np.arange(30)
+    np.testing.assert_array_equal(seq(t, 0.1), np.where(t < 10, a(t, 0.1), b(np.maximum(t - 10, 0), 0.1)))
+    with pytest.raises(ValueError, match="2 schedulers need 1 milestones"):
+        make_schedule("sequential", schedulers=[a, b], milestones=[3, 5])
+    with pytest.raises(TypeError, match="lr_lambda must be a function"):
+        make_schedule("lambda", lr_lambda="0.9**t")

@@ -68,6 +68,8 @@ def assert_same(a, b, where="state"):
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_resumes_bit_for_bit(name, tmp_path):
     opt = make_optimizer(name)
+    if name == "muon":  # a matrix optimizer: the two coordinates as a 1 × 2 matrix (the layout is stored)
+        opt = opt.with_layout((("W", (1, 2)),))
     objective = objective_for(opt)
     state = opt.init(X0)
     straight, _, traj = run(opt, objective, X0, state, 20)
@@ -290,6 +292,10 @@ def optimizer_runs(draw):
         opt = make_optimizer(name, **kwargs)
     batch = () if name == "lbfgs" else draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
     d = draw(st.integers(1, 4))
+    if name in ("muon", "adafactor"):  # matrix optimizers: a (2, d) matrix and a bias of 2
+        d_matrix = d
+        opt = opt.with_layout((("W", (2, d_matrix)), ("b", (2,))))
+        d = 2 * d_matrix + 2
     dtype = draw(st.sampled_from([np.float64, np.float32])) if name not in ("lbfgs", "newton") else np.float64
     params = np.random.default_rng(draw(st.integers(0, 2**16))).uniform(-1, 1, batch + (d,)).astype(dtype)
     return opt, params, draw(st.integers(0, 4))

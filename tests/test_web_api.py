@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from gdlab.core.optimizers import OPTIMIZERS
-from gdlab.core.schedules import SCHEDULES
 from gdlab.landscapes import LANDSCAPES, make_landscape
 from gdlab.web import create_app
 from gdlab.web.app import COMPILE_HINT, plotly_cartesian_js_path, plotly_js_path
 from gdlab.web.limits import MAX_EXPR_CHARS, MAX_GRID, MAX_OPTIMIZERS, MAX_STEPS
 from gdlab.web.presets import PRESETS
+from gdlab.web.registry import LAB_OPTIMIZERS as OPTIMIZERS
+from gdlab.web.registry import LAB_SCHEDULES as SCHEDULES
+from gdlab.web.registry import NOT_IN_LAB
 
 
 @pytest.fixture(scope="module")
@@ -473,3 +474,21 @@ def test_analyze_near_a_minimum_without_a_hessian(client):
     assert a["start"]["eigenvalues"] and a["start"]["critical_lr"] is not None
     assert a["nearest_minimum"]["point"] == [0.0, 0.0]
     assert "not defined" in a["nearest_minimum"]["classification"]
+
+
+def test_left_out_of_the_lab_with_the_reason(client):
+    for name, reason in NOT_IN_LAB.items():
+        body = {"landscape": "himmelblau", "steps": 5, "optimizers": [{"name": name}]} if name in ("muon", "asgd") \
+            else {"landscape": "himmelblau", "steps": 5, "optimizers": [{"name": "adam"}], "schedule": {"name": name}}
+        r = client.post("/api/run", json=body)
+        assert r.status_code == 422 and reason in r.json()["detail"], (name, r.text)
+
+
+def test_lambda_schedule_takes_a_formula_in_t(client):
+    body = {"landscape": "himmelblau", "steps": 30, "optimizers": [{"name": "sgd", "hyperparams": {"lr": 0.01}}],
+            "schedule": {"name": "lambda", "params": {"lr_lambda": "0.9^t"}}}
+    r = client.post("/api/run", json=body)
+    assert r.status_code == 200, r.text
+    bad = {**body, "schedule": {"name": "multiplicative", "params": {"lr_lambda": "__import__('os')"}}}
+    r = client.post("/api/run", json=bad)
+    assert r.status_code == 422 and "lr_lambda" in r.json()["detail"]

@@ -26,6 +26,11 @@ UNSAID = re.compile(
     r"need c1 < c2|must be smaller than total_steps|rising phase of zero length"
     # SAM's base's own rules: written for the optimizers themselves, in words inside SAM (see schema.py)
     r"|nesterov=True requires|alpha=1 with eps=0"
+    # Rprop's etas: 0 < etaminus < 1 < etaplus (one pair, two positions)
+    r"|etas must satisfy"
+    # a schedule cycling the momentum of an optimizer without one
+    r"|cycle_momentum: "
+
 )
 
 NUMBERS = st.sampled_from(["1", "2", "3", "0.5", "10", "1e-3", "pi", "e"])
@@ -49,6 +54,7 @@ def formulas(variables: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 schemathesis.openapi.format("gdlab-formula-x", formulas(("x",)))
 schemathesis.openapi.format("gdlab-formula-xy", formulas(("x", "y")))
+schemathesis.openapi.format("gdlab-formula-t", formulas(("t",)))
 
 
 def breaks_unsaid_rule(body: Any) -> bool:
@@ -61,6 +67,8 @@ def breaks_unsaid_rule(body: Any) -> bool:
         if isinstance(opt, dict):
             specs += [(make_optimizer, {"name": opt.get("name"), "params": opt.get("hyperparams")}),
                       (make_schedule, opt.get("schedule"))]
+    if breaks_momentum_rule(body):
+        return True
     for make, spec in specs:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec["name"] == "none":
             continue
@@ -71,6 +79,31 @@ def breaks_unsaid_rule(body: Any) -> bool:
         except Exception as exc:  # only the messages of UNSAID matter here
             if UNSAID.search(str(exc)):
                 return True
+    return False
+
+
+def breaks_momentum_rule(body: dict[str, Any]) -> bool:
+    """Whether a schedule with ``cycle_momentum`` drives an optimizer without momentum or betas."""
+    from gdlab.core.cycling import momentum_field
+
+    default = body.get("schedule")
+    for opt in body.get("optimizers") or []:
+        if not isinstance(opt, dict):
+            continue
+        sched = opt.get("schedule") if isinstance(opt.get("schedule"), dict) else default
+        params = sched.get("params") if isinstance(sched, dict) else None
+        if not (isinstance(params, dict) and params.get("cycle_momentum") is True):
+            continue
+        try:
+            hyper = opt.get("hyperparams") if isinstance(opt.get("hyperparams"), dict) else {}
+            optimizer = make_optimizer(opt.get("name"), **{k: tuple(v) if isinstance(v, list) else v
+                                                          for k, v in hyper.items()})
+        except Exception:
+            continue
+        try:
+            momentum_field(optimizer)
+        except ValueError:
+            return True
     return False
 
 

@@ -84,9 +84,15 @@ def parse_value(spec: Hyper, text: str, option: str) -> Any:
         return parse_number(t, label)
     if kind == "pair":
         parts = [p for p in re.split(r"[,/]", t)]
-        if len(parts) != 2:
-            raise usage(f"{label}: expected two numbers like 0.9,0.999 (or 0.9/0.999)")
-        return tuple(parse_number(p, label) for p in parts)
+        if len(parts) != spec.size:
+            example = ",".join(str(v) for v in spec.default) if spec.size != 2 else "0.9,0.999 (or 0.9/0.999)"
+            raise usage(f"{label}: expected {'two' if spec.size == 2 else spec.size} numbers like {example}")
+        return tuple(None if i == 0 and spec.none_first and p.strip().lower() in _NONE else parse_number(p, label)
+                     for i, p in enumerate(parts))
+    if kind == "function":
+        return parse_function(t, label)
+    if kind == "schedules":
+        return parse_schedules(t, label)
     if kind == "choice":
         for choice in spec.choices:
             if str(choice) == t:
@@ -98,6 +104,44 @@ def parse_value(spec: Hyper, text: str, option: str) -> Any:
     if not parts:
         raise usage(f"{label}: expected a list of integers like 30,60,90")
     return [parse_number(p, label, integer=True) for p in parts]
+
+
+def parse_function(text: str, label: str) -> Any:
+    """A formula in ``t`` (``0.95**t``) as a function of the step, read by the safe expression parser."""
+    from gdlab.landscapes.formula import ExpressionError, parse_formula
+
+    try:
+        return parse_formula(text)
+    except ExpressionError as err:
+        raise usage(f"{label}: {err}") from None
+
+
+_PART = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+
+
+def parse_schedules(text: str, label: str) -> list[Any]:
+    """``linear(start_factor=0.1;total_iters=10)|cosine(T_max=90)``: schedules separated by ``|``,
+    each a name with its assignments in parentheses separated by ``;`` (sequential's and chained's
+    ``schedulers``)."""
+    from gdlab.core.schedules import make_schedule, schedule_class
+
+    out = []
+    for part in text.split("|"):
+        match = _PART.match(part)
+        if match is None:
+            raise usage(f"{label}: expected schedules like linear(total_iters=10)|cosine(T_max=90), got {part!r}")
+        name, inner = match.group(1), match.group(2) or ""
+        try:
+            cls = schedule_class(name)
+        except ValueError as err:
+            raise usage(f"{label}: {err}") from None
+        items = [i.strip() for i in inner.split(";") if i.strip()]
+        hp = parse_assignments(items, tuple(cls.hyperparams), name, label)
+        try:
+            out.append(make_schedule(name, **hp))
+        except (TypeError, ValueError) as err:
+            raise usage(f"{label}: {err}") from None
+    return out
 
 
 def parse_assignments(

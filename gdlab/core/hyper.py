@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Kind = Literal["real", "int", "bool", "pair", "choice", "int_list"]
+Kind = Literal["real", "int", "bool", "pair", "choice", "int_list", "function", "schedules"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class Hyper:
     ``low``/``high`` bound real, int and pair values; ``low_open``/``high_open`` make a bound strict.
     ``choices`` lists the allowed values of a ``choice``. ``batchable`` reals and pairs may be arrays.
     ``optional`` allows ``None`` (meaning "not set", e.g. OneCycle's ``total_steps``).
+    A ``pair`` holds ``size`` numbers (2, or 3 for Muon's ``ns_coefficients``); with ``none_first``
+    its first item may be ``None`` (Adafactor's ``eps = (None, 1e-3)``).
     """
 
     name: str
@@ -43,6 +45,8 @@ class Hyper:
     batchable: bool = True
     optional: bool = False
     doc: str = ""
+    size: int = 2
+    none_first: bool = False
 
     def range_text(self) -> str:
         """Human-readable allowed range, e.g. ``[0, 1)``."""
@@ -98,9 +102,10 @@ def _check_pair(spec: Hyper, value: Any, owner: str) -> tuple[Any, Any]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise TypeError(f"{owner}: {spec.name} must be a pair of numbers, got {value!r}")
     items = list(value)
-    if len(items) != 2:
-        raise ValueError(f"{owner}: {spec.name} must have exactly 2 values, got {len(items)}: {value!r}")
-    return tuple(_check_real(spec, v, owner, f"{spec.name}[{i}]") for i, v in enumerate(items))  # type: ignore[return-value]
+    if len(items) != spec.size:
+        raise ValueError(f"{owner}: {spec.name} must have exactly {spec.size} values, got {len(items)}: {value!r}")
+    return tuple(None if i == 0 and v is None and spec.none_first else _check_real(spec, v, owner, f"{spec.name}[{i}]")
+                 for i, v in enumerate(items))  # type: ignore[return-value]
 
 
 def _check_real(spec: Hyper, value: Any, owner: str, label: str) -> float | np.ndarray:

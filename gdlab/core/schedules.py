@@ -126,6 +126,9 @@ class Schedule(Configurable):
 
     #: True when the schedule reacts to the loss (``observe`` must be called after every step).
     needs_loss: ClassVar[bool] = False
+    #: True when the rate is the base rate times a factor of the step alone (``η₀·f(t)``): such
+    #: schedules can be chained (:class:`ChainedScheduler`).
+    multiplicative: ClassVar[bool] = False
 
     def __call__(self, step: Any, base_lr: Any) -> float | np.ndarray:
         """The learning rate at 0-based step ``step`` (int or array) for base rate ``base_lr``."""
@@ -139,6 +142,11 @@ class Schedule(Configurable):
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
+        """The momentum (SGD's μ, or Adam's β₁) of the update at 0-based ``step`` when the schedule
+        cycles it (OneCycleLR's and CyclicLR's ``cycle_momentum``), else ``None``."""
+        return None
 
     # -- the uniform stateful interface ----------------------------------------------------
     def init(self) -> ScheduleState:
@@ -180,6 +188,7 @@ class Constant(Schedule):
     r"""Constant learning rate: :math:`\eta_t = \eta_0`."""
 
     name = "constant"
+    multiplicative = True
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         return base * np.ones(t.shape)
@@ -192,6 +201,7 @@ class ConstantLR(Schedule):
     """
 
     name = "constant_lr"
+    multiplicative = True
     hyperparams = (
         Hyper("factor", 1.0 / 3, low=0.0, high=1.0, doc="factor f applied before total_iters"),
         _int("total_iters", 5, doc="number of steps T at the reduced rate"),
@@ -205,6 +215,7 @@ class StepLR(Schedule):
     r"""``StepLR``: decay by γ every ``step_size`` steps, :math:`\eta_t = \eta_0\,\gamma^{\lfloor t/s\rfloor}`."""
 
     name = "step"
+    multiplicative = True
     hyperparams = (_int("step_size", None, doc="period s of the decay, in steps"), GAMMA_DECAY)
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -216,6 +227,7 @@ class MultiStepLR(Schedule):
     (milestones in any order; one given twice decays twice, as in PyTorch)."""
 
     name = "multistep"
+    multiplicative = True
     hyperparams = (
         IntListHyper("milestones", None, kind="int_list", batchable=False,  # type: ignore[arg-type]
                       doc="steps m_i at which the rate decays"),
@@ -231,6 +243,7 @@ class ExponentialLR(Schedule):
     r"""``ExponentialLR``: :math:`\eta_t = \eta_0\,\gamma^t`."""
 
     name = "exponential"
+    multiplicative = True
     hyperparams = (Hyper("gamma", None, low=0.0, doc="per-step decay factor γ"),)
 
     def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -295,6 +308,7 @@ class LinearLR(Schedule):
     """
 
     name = "linear"
+    multiplicative = True
     hyperparams = (
         Hyper("start_factor", 1.0 / 3, low=0.0, high=1.0, low_open=True, doc="factor f_s at step 0"),
         Hyper("end_factor", 1.0, low=0.0, high=1.0, doc="factor f_e reached at total_iters"),
@@ -340,7 +354,7 @@ class WarmupCosine(Schedule):
 
 
 class OneCycleLR(Schedule):
-    r"""``OneCycleLR`` (1cycle policy), learning rate only (no momentum cycling).
+    r"""``OneCycleLR`` (1cycle policy), with PyTorch's momentum cycling as an option.
 
     With peak :math:`\eta_{max}` (``max_lr``, default the base rate), start
     :math:`\eta_s = \eta_{max}/d` (``div_factor``) and end :math:`\eta_e = \eta_s/f`
@@ -356,6 +370,11 @@ class OneCycleLR(Schedule):
 
     After the last step (t ≥ T − 1) the rate stays at :math:`\eta_e`. When ``max_lr`` is given, the
     base rate is ignored (as PyTorch overrides the optimizer's rate).
+
+    With ``cycle_momentum`` the momentum (SGD's μ or Adam's β₁) follows the same phases inversely:
+    :math:`m_{max} \to m_{base} \to m_{max}` (three phases: then stays at :math:`m_{max}`), by the
+    same anneal function. PyTorch's default is ``cycle_momentum=True``; gdlab's is ``False``, so that
+    a schedule drives any optimizer; set it to match PyTorch's default.
     """
 
     name = "onecycle"
@@ -367,6 +386,9 @@ class OneCycleLR(Schedule):
         Hyper("div_factor", 25.0, low=0.0, low_open=True, doc="initial rate = max_lr / div_factor"),
         Hyper("final_div_factor", 1e4, low=0.0, low_open=True, doc="final rate = initial rate / final_div_factor"),
         Hyper("three_phase", False, kind="bool", doc="add a symmetric descent before the final annihilation"),
+        Hyper("cycle_momentum", False, kind="bool", doc="cycle the momentum (μ or β₁) inversely to the rate"),
+        Hyper("base_momentum", 0.85, low=0.0, batchable=False, doc="lowest momentum of the cycle (at the peak rate)"),
+        Hyper("max_momentum", 0.95, low=0.0, batchable=False, doc="highest momentum of the cycle"),
     )
 
     def _check_combination(self) -> None:
@@ -383,21 +405,32 @@ class OneCycleLR(Schedule):
             return b + (a - b) / 2.0 * (cos(math.pi * pct) + 1)
         return (b - a) * pct + a
 
-    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _ends(self) -> list[float]:
         total, p = self.total_steps, self.pct_start
+        if self.three_phase:
+            return [float(p * total) - 1, float(2 * p * total) - 2, total - 1]
+        return [float(p * total) - 1, total - 1]
+
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
+        if not self.cycle_momentum:
+            return None
+        low, high = self.base_momentum, self.max_momentum
+        values = [(high, low), (low, high), (high, high)] if self.three_phase else [(high, low), (low, high)]
+        return _out(self._follow(as_steps(step), [(e, a, b) for e, (a, b) in zip(self._ends(), values, strict=True)]))
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
         peak = base if self.max_lr is None else np.asarray(self.max_lr)
         initial = peak / self.div_factor
         final = initial / self.final_div_factor
-        if self.three_phase:
-            phases = [
-                (float(p * total) - 1, initial, peak),
-                (float(2 * p * total) - 2, peak, initial),
-                (total - 1, initial, final),
-            ]
-        else:
-            phases = [(float(p * total) - 1, initial, peak), (total - 1, peak, final)]
+        values = [(initial, peak), (peak, initial), (initial, final)] if self.three_phase else \
+            [(initial, peak), (peak, final)]
+        return self._follow(t, [(e, a, b) for e, (a, b) in zip(self._ends(), values, strict=True)], peak, base)
+
+    def _follow(self, t: np.ndarray, phases: list[tuple[float, Any, Any]], *shapes: Any) -> np.ndarray:
+        """The anneal from phase to phase at steps ``t`` (PyTorch's ``get_lr`` loop)."""
+        total = self.total_steps
         t = np.minimum(t, total - 1)
-        out = np.zeros(np.broadcast_shapes(t.shape, np.shape(peak), np.shape(base)))
+        out = np.zeros(np.broadcast_shapes(t.shape, *(np.shape(a) for a in shapes)))
         done = np.zeros(t.shape, dtype=bool)
         start = 0.0
         for i, (end, a, b) in enumerate(phases):
@@ -412,6 +445,7 @@ class PolynomialLR(Schedule):
     r"""``PolynomialLR``: :math:`\eta_t = \eta_0\,(1 - \min(t, T)/T)^{p}` (zero from step T on)."""
 
     name = "polynomial"
+    multiplicative = True
     hyperparams = (
         _int("total_iters", 5, doc="number of steps T of the decay"),
         Hyper("power", 1.0, low=0.0, doc="power p of the polynomial"),
@@ -422,7 +456,7 @@ class PolynomialLR(Schedule):
 
 
 class CyclicLR(Schedule):
-    r"""``CyclicLR`` (triangular cyclical rates), learning rate only (no momentum cycling).
+    r"""``CyclicLR`` (triangular cyclical rates), with PyTorch's momentum cycling as an option.
 
     The base rate η₀ is the lower bound (PyTorch's ``base_lr``), ``max_lr`` the upper. With
     :math:`u` = ``step_size_up``, :math:`d` = ``step_size_down`` (default u), :math:`S = u + d`,
@@ -433,7 +467,9 @@ class CyclicLR(Schedule):
         \eta_t = \eta_0 + (\eta_{max} - \eta_0)\,h\,s
 
     with amplitude scale :math:`s = 1` (``triangular``), :math:`2^{-(c-1)}` (``triangular2``) or
-    :math:`\gamma^t` (``exp_range``).
+    :math:`\gamma^t` (``exp_range``). With ``cycle_momentum`` the momentum (μ or β₁) is
+    :math:`m_t = m_{max} - (m_{max} - m_{base})\,h\,s`. PyTorch's default is ``cycle_momentum=True``;
+    gdlab's is ``False``, so that a schedule drives any optimizer.
     """
 
     name = "cyclic"
@@ -444,21 +480,193 @@ class CyclicLR(Schedule):
         Hyper("mode", "triangular", kind="choice", choices=("triangular", "triangular2", "exp_range"),
               doc="amplitude policy"),
         Hyper("gamma", 1.0, low=0.0, high=1.0, low_open=True, doc="per-step amplitude decay of exp_range"),
+        Hyper("cycle_momentum", False, kind="bool", doc="cycle the momentum (μ or β₁) inversely to the rate"),
+        Hyper("base_momentum", 0.8, low=0.0, batchable=False, doc="lowest momentum of the cycle (at max_lr)"),
+        Hyper("max_momentum", 0.9, low=0.0, batchable=False, doc="highest momentum of the cycle (at the base rate)"),
     )
 
-    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def _shape(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(h, s): the triangle's height factor and the amplitude scale at steps ``t``."""
         up = float(self.step_size_up)
         down = up if self.step_size_down is None else float(self.step_size_down)
         size = up + down
         ratio = up / size
         cycle = np.floor(1 + t / size)
         x = 1.0 + t / size - cycle
-        height = (np.asarray(self.max_lr) - base) * np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
+        factor = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
         if self.mode == "triangular":
-            return base + height * 1.0
-        if self.mode == "triangular2":
-            return base + height * (1 / power(2.0, cycle - 1))
-        return base + height * power(self.gamma, t)
+            scale: Any = 1.0
+        elif self.mode == "triangular2":
+            scale = 1 / power(2.0, cycle - 1)
+        else:
+            scale = power(self.gamma, t)
+        return factor, scale
+
+    def cycled_momentum(self, step: Any) -> float | np.ndarray | None:
+        if not self.cycle_momentum:
+            return None
+        factor, scale = self._shape(as_steps(step))
+        height = (self.max_momentum - self.base_momentum) * factor
+        return _out(self.max_momentum - height * scale)
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        factor, scale = self._shape(t)
+        height = (np.asarray(self.max_lr) - base) * factor
+        return base + height * scale
+
+
+# -- schedules of a function of the step and of other schedules ------------------------------------
+
+
+class FunctionHyper(Hyper):
+    """A function of the step t (an int, or an int64 array when the function takes arrays) returning a
+    number (LambdaLR's and MultiplicativeLR's ``lr_lambda``). In Python any callable; the command
+    line and the lab turn a formula in ``t`` (``0.95**t``) into one with the landscapes' safe
+    expression parser, never ``eval``, and give it here."""
+
+    def range_text(self) -> str:
+        return "a function of the step t (a formula in t on the command line and in the lab)"
+
+    def validate(self, value: Any, owner: str) -> Any:
+        if value is None:
+            raise TypeError(f"{owner}: {self.name} must be set (got None): {self.range_text()}")
+        if isinstance(value, str) or not callable(value):
+            raise TypeError(f"{owner}: {self.name} must be {self.range_text()}, got {value!r}")
+        return value
+
+
+class SchedulesHyper(Hyper):
+    """A non-empty list of closed-form schedules (SequentialLR's and ChainedScheduler's parts)."""
+
+    def range_text(self) -> str:
+        return "a non-empty list of closed-form schedules"
+
+    def validate(self, value: Any, owner: str) -> Any:
+        if value is None:
+            raise TypeError(f"{owner}: {self.name} must be set (got None): {self.range_text()}")
+        items = list(value) if isinstance(value, list | tuple) else None
+        if not items:
+            raise ValueError(f"{owner}: {self.name} must be {self.range_text()}, got {value!r}")
+        for i, item in enumerate(items):
+            if not isinstance(item, Schedule):
+                raise TypeError(f"{owner}: {self.name}[{i}] must be a schedule, got {item!r}")
+            if item.needs_loss:
+                raise ValueError(f"{owner}: {self.name}[{i}] is {item.name!r}, which reacts to the loss; "
+                                 "only closed-form schedules can be combined (as PyTorch refuses ReduceLROnPlateau)")
+        return tuple(items)
+
+
+def _evaluate(fn: Any, t: np.ndarray, owner: str) -> np.ndarray:
+    """``fn`` at every step of ``t``: once on the whole array when it takes arrays and returns one of
+    the same shape, else step by step (Python ints).
+
+    A callable that takes arrays should give the same numbers on a table of steps as on one step (the
+    fused trajectories ask for the table, the reference loop for one step at a time); NumPy's ``pow``
+    or ``exp`` may differ in the last bit between the two. Formulas from the command line and the lab
+    (:mod:`gdlab.landscapes.formula`) take one step at a time, with the C library, so they always agree.
+    """
+    try:
+        out = np.asarray(fn(t) if t.ndim else fn(int(t)), dtype=np.float64)
+        if out.shape == t.shape:
+            return out
+    except Exception:  # a function of scalars only: evaluate it step by step below
+        pass
+    flat = [fn(int(k)) for k in t.ravel()]
+    try:
+        return np.asarray(flat, dtype=np.float64).reshape(t.shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: lr_lambda must return a number, got {flat[0]!r}") from None
+
+
+class LambdaLR(Schedule):
+    r"""``LambdaLR``: :math:`\eta_t = \eta_0\,\lambda(t)` for a function λ of the step."""
+
+    name = "lambda"
+    multiplicative = True
+    hyperparams = (FunctionHyper("lr_lambda", None, kind="function", batchable=False,
+                                 doc="λ(t): the factor of the base rate at step t"),)
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return base * _evaluate(self.lr_lambda, t, self.name)
+
+
+class MultiplicativeLR(Schedule):
+    r"""``MultiplicativeLR``: each step multiplies the rate by λ(t),
+    :math:`\eta_0` then :math:`\eta_t = \eta_{t-1}\,\lambda(t)` (rounded step after step, as PyTorch)."""
+
+    name = "multiplicative"
+    multiplicative = True
+    hyperparams = (FunctionHyper("lr_lambda", None, kind="function", batchable=False,
+                                 doc="λ(t): the factor applied at step t ≥ 1"),)
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        last = int(t.max()) if t.size else 0
+        factors = _evaluate(self.lr_lambda, np.arange(1, last + 1, dtype=np.int64), self.name)
+        steps, bases = np.broadcast_arrays(t, base)
+        out = np.empty(steps.shape)
+        for value in np.unique(bases):
+            table = np.multiply.accumulate(np.concatenate(([value], factors)))
+            here = bases == value
+            out[here] = table[steps[here]]
+        nan = np.isnan(bases)
+        if nan.any():
+            out[nan] = np.nan
+        return out
+
+
+class SequentialLR(Schedule):
+    r"""``SequentialLR``: schedule i from milestone :math:`m_{i-1}` on, restarted there
+    (:math:`m_0 = 0`): :math:`\eta_t = s_i(t - m_{i-1},\ \eta_0)` for :math:`m_{i-1} \le t < m_i`."""
+
+    name = "sequential"
+    hyperparams = (
+        SchedulesHyper("schedulers", None, kind="schedules", batchable=False, doc="the schedules, in order"),
+        IntListHyper("milestones", None, kind="int_list", batchable=False,  # type: ignore[arg-type]
+                     doc="steps at which the next schedule starts (one fewer than the schedules)"),
+    )
+
+    def _check_combination(self) -> None:
+        if len(self.milestones) != len(self.schedulers) - 1:
+            raise ValueError(f"sequential: {len(self.schedulers)} schedulers need {len(self.schedulers) - 1} "
+                             f"milestones, got milestones={list(self.milestones)}")
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        marks = np.asarray(self.milestones, dtype=np.int64)
+        index = np.searchsorted(marks, t, side="right")
+        out = None
+        for i, sched in enumerate(self.schedulers):
+            start = 0 if i == 0 else int(marks[i - 1])
+            mine = sched._lr(np.maximum(t - start, 0), base)
+            out = mine if out is None else np.where(index == i, mine, out)
+        return np.asarray(out)
+
+
+class ChainedScheduler(Schedule):
+    r"""``ChainedScheduler``: every schedule steps at every step, each multiplying the rate the
+    previous ones left: :math:`\eta_t = \eta_0 \prod_i f_i(t)` for schedules whose rate is the base
+    rate times a factor (:attr:`Schedule.multiplicative`: constant_lr, step, multistep, exponential,
+    linear, polynomial, multiplicative, lambda as the first). Others (cosine, cyclic, ...) advance in
+    PyTorch by a recursion on the current rate that is no product of closed forms; they are refused.
+    A ``lambda`` after the first would, in PyTorch, overwrite what the earlier ones did; refused too.
+    """
+
+    name = "chained"
+    hyperparams = (SchedulesHyper("schedulers", None, kind="schedules", batchable=False,
+                                  doc="multiplicative schedules, applied in order"),)
+
+    def _check_combination(self) -> None:
+        for i, sched in enumerate(self.schedulers):
+            if not sched.multiplicative or (i > 0 and sched.name == "lambda"):
+                ok = ", ".join(n for n, c in SCHEDULES.items() if c.multiplicative)
+                raise ValueError(f"chained: schedulers[{i}] is {sched.name!r}, whose rate is not the base rate times "
+                                 f"a factor (PyTorch chains it by a recursion); chain only {ok} "
+                                 "(lambda only first)")
+
+    def _lr(self, t: np.ndarray, base: np.ndarray) -> np.ndarray:
+        rate = base
+        for sched in self.schedulers:
+            rate = sched._lr(t, rate)
+        return np.asarray(rate)
 
 
 # -- the stateful one -------------------------------------------------------------------------
@@ -563,6 +771,10 @@ SCHEDULES: dict[str, type[Schedule]] = {
         OneCycleLR,
         PolynomialLR,
         CyclicLR,
+        LambdaLR,
+        MultiplicativeLR,
+        SequentialLR,
+        ChainedScheduler,
         ReduceLROnPlateau,
     )
 }
@@ -580,6 +792,7 @@ def make_schedule(name: str, **hyperparams: Any) -> Schedule:
 
 __all__ = [
     "SCHEDULES",
+    "ChainedScheduler",
     "Constant",
     "ConstantLR",
     "CosineAnnealingLR",
@@ -587,12 +800,15 @@ __all__ = [
     "CyclicLR",
     "ExponentialLR",
     "IntListHyper",
+    "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
     "PolynomialLR",
     "ReduceLROnPlateau",
     "Schedule",
+    "SequentialLR",
     "StepLR",
     "WarmupCosine",
     "as_steps",

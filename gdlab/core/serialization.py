@@ -92,6 +92,9 @@ def save_state(path: str | os.PathLike[str], optimizer: Optimizer, state: State)
         "hyperparams": hyperparams,
         "state": encoded,
     }
+    blocks = getattr(optimizer, "layout", None)  # a matrix optimizer's blocks (Adafactor, Muon)
+    if blocks is not None:
+        meta["layout"] = [[name, list(shape)] for name, shape in blocks]
     arrays[_META] = np.array(json.dumps(meta, allow_nan=True))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
@@ -169,6 +172,11 @@ class _Reader:
             optimizer = Chain.from_params(hyper) if name == Chain.name else make_optimizer(name, **hyper)
         except (TypeError, ValueError, KeyError) as err:
             raise ValueError(f"{self.where}: the stored hyperparameters of {name!r} are not valid: {err}") from None
+        if "layout" in meta:
+            try:
+                optimizer = optimizer.with_layout(meta["layout"])  # type: ignore[attr-defined]
+            except (AttributeError, TypeError, ValueError) as err:
+                raise self.fail(f"the stored layout of {name!r} is not valid: {err}") from None
         layout = _Layout(headers)
         try:
             layout.check(_spec(optimizer), state_json)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gdlab.core.batching import run_absmax, run_squared_norm
+from gdlab.core.cycling import momentum_field, with_momentum
 from gdlab.core.noise import Noise, NoisyGradient
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer, state_is_finite
@@ -61,6 +62,12 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
     gn = np.sqrt(gq)
 
     sched_state = schedule.init() if schedule is not None else None
+    # a schedule that cycles the momentum (OneCycleLR's, CyclicLR's cycle_momentum) sets it each step
+    momenta = getattr(schedule, "cycled_momentum", None) if schedule is not None else None
+    if momenta is not None and momenta(0) is None:
+        momenta = None
+    if momenta is not None:
+        momentum_field(optimizer)  # refuses an optimizer without momentum or betas before any step
     needs_loss = bool(getattr(schedule, "needs_loss", False)) if schedule is not None else False
 
     use_bound, use_limit = rules.uses_bound, rules.blowup is not None
@@ -106,14 +113,15 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
         if lr_t is not None and not np.isfinite(lr_t).all():  # the runs whose rate overflowed take no step
             lr_bad = np.broadcast_to(~np.isfinite(lr_t), batch)
             lr_step = np.where(np.isfinite(lr_t), lr_t, 0.0)  # the others' rates as they are
+        stepper = optimizer if momenta is None else with_momentum(optimizer, momenta(t))
         if stream is None:
-            new_params, state, refused = optimizer.step(objective, params, state, lr=lr_step, grad=g)
+            new_params, state, refused = stepper.step(objective, params, state, lr=lr_step, grad=g)
         else:
             e = stream.next_step()
             if not all_active:
                 e = np.where(active[..., None], e, 0.0)
-            new_params, state, refused = optimizer.step(NoisyGradient(objective, e), params, state, lr=lr_step,
-                                                        grad=g + e)
+            new_params, state, refused = stepper.step(NoisyGradient(objective, e), params, state, lr=lr_step,
+                                                      grad=g + e)
         state_bad = ~state_is_finite(state, batch)
         f_new, g_new = objective.value_and_grad(new_params)
         f_new = np.broadcast_to(f_new, batch)

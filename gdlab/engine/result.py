@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gdlab.core.hyper import Configurable
+
 Status = Literal["converged", "diverged", "max_steps"]
 STATUSES: tuple[Status, ...] = ("converged", "diverged", "max_steps")
 
@@ -82,11 +84,20 @@ def jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
+    if isinstance(value, Configurable):  # a schedule inside a schedule (sequential, chained)
+        return {"name": value.name, "params": jsonable(value.get_params())}
+    if callable(value):  # a function hyperparameter (lambda's lr_lambda): its formula, or its repr
+        return getattr(value, "text", repr(value))
     return value
 
 
 def format_hyperparam(value: Any) -> str:
     """A hyperparameter value for a one-line label: floats as ``%g``, pairs as ``0.9/0.999``."""
+    if isinstance(value, Configurable):
+        inner = ";".join(f"{k}={format_hyperparam(v)}" for k, v in value.get_params().items())
+        return f"{value.name}({inner})"
+    if isinstance(value, list | tuple) and value and isinstance(value[0], Configurable):
+        return "|".join(format_hyperparam(v) for v in value)
     if isinstance(value, list | tuple):
         return "/".join(format_hyperparam(v) for v in value)
     if isinstance(value, float):

@@ -131,6 +131,9 @@ def _schedule_reason(schedule: Any) -> str | None:
         return f"the schedule {type(schedule).__name__} is not one of gdlab's schedules"
     if getattr(schedule, "needs_loss", False):
         return f"the {schedule.name!r} schedule reacts to the loss (it is not a closed form)"
+    if schedule.cycled_momentum(0) is not None:
+        return (f"the {schedule.name!r} schedule sets a hyperparameter of the optimizer at every step (its "
+                "cycle of μ or β₁), which the fused trajectories do not take")
     cls = type(schedule)
     if cls.lr is not Schedule.lr or cls.__call__ is not Schedule.__call__ or cls.init is not Schedule.init:
         return f"the schedule {cls.__name__} overrides the closed-form interface"

@@ -135,8 +135,10 @@ _SPACE = " \t\r\n"
 _OPS = ("**", "+", "-", "*", "/", "^")
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens (ending with an ``end`` token), or raise :class:`ExpressionError`."""
+def tokenize(text: str, variables: tuple[str, ...] = VARIABLES) -> list[Token]:
+    """Split ``text`` into tokens (ending with an ``end`` token), or raise :class:`ExpressionError`.
+    ``variables`` are the names of the formula's variables (``x``, ``y``; ``t`` for a schedule)."""
+    known = (*variables, *CONSTANTS, *FUNCTIONS)
     if not isinstance(text, str):
         raise TypeError(f"expression must be a string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
@@ -172,13 +174,11 @@ def tokenize(text: str) -> list[Token]:
         name = _NAME.match(text, i)
         if name:
             word = name.group()
-            if word not in KNOWN_NAMES:
-                hint = (
-                    f" (did you mean {word.lower()!r}?)" if word.lower() in KNOWN_NAMES else suggest(word, KNOWN_NAMES)
-                )
+            if word not in known:
+                hint = f" (did you mean {word.lower()!r}?)" if word.lower() in known else suggest(word, known)
                 raise ExpressionError(
                     f"unknown name {word!r} at column {col}{hint}; known names: "
-                    f"x, y, pi, e and the functions {', '.join(FUNCTIONS)}",
+                    f"{', '.join(variables)}, pi, e and the functions {', '.join(FUNCTIONS)}",
                     col,
                 )
             tokens.append(Token("name", word, col))
@@ -314,9 +314,9 @@ class _Parser:
         return inner
 
 
-def parse(text: str) -> Node:
-    """The parse tree of ``text``, or :class:`ExpressionError`."""
-    return _Parser(tokenize(text)).parse()
+def parse(text: str, variables: tuple[str, ...] = VARIABLES) -> Node:
+    """The parse tree of ``text`` (a formula in ``variables``), or :class:`ExpressionError`."""
+    return _Parser(tokenize(text, variables)).parse()
 
 
 # -- parse tree → SymPy ------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Each optimizer step evaluates the mini-batch objective once (loss and gradient at the current
 params), asks the schedule (if any) for the learning rate, and calls
 ``optimizer.step(objective, params, state, lr=..., grad=...)``, so optimizers that need more than the
-gradient (look-ahead Nesterov, Newton, ...) get it from the objective themselves. Schedules follow
+gradient (look-ahead Nesterov, Newton, ...) get it from the objective themselves. Matrix optimizers
+(:class:`~gdlab.core.optimizers.blocks.BlockOptimizer`: Adafactor, Muon) are given the problem's
+:attr:`~gdlab.problems.base.Problem.layout`, so each weight matrix is a 2-D parameter to them. Schedules follow
 the protocol ``state = schedule.init()``; ``lr = schedule.lr(step, base_lr, state)`` before step
 ``step`` (0-based: the number of updates applied so far); ``state = schedule.observe(state, loss)``
 after it, with that step's mini-batch loss (and ``base_lr`` as a third argument when ``observe``
@@ -26,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from gdlab.core.cycling import momentum_field, with_momentum
 from gdlab.core.objective import Objective
 from gdlab.core.optimizer import Optimizer
 from gdlab.core.optimizers import make_optimizer
+from gdlab.core.optimizers.blocks import BlockOptimizer
 from gdlab.engine.result import jsonable
 from gdlab.problems.base import Problem, ProblemObjective
 from gdlab.problems.batches import check_batch_size, epoch_batches, group_batches, steps_per_epoch
@@ -215,6 +219,10 @@ def train(
         raise TypeError(f"problem must be a Problem or a problem name, got {problem!r}")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an Optimizer or an optimizer name, got {optimizer!r}")
+    if isinstance(optimizer, BlockOptimizer) and optimizer.layout is None:
+        # matrix optimizers (Adafactor, Muon) update each of the problem's blocks (weight matrices,
+        # biases) as PyTorch updates one tensor per block
+        optimizer = optimizer.with_layout(problem.layout)
     epochs = _check_count(epochs, "epochs", 1)
     accumulate = _check_count(accumulate, "accumulate", 1)
     seed = _check_count(seed, "seed", 0)
@@ -234,6 +242,11 @@ def train(
     if schedule is not None and base_lr is None:
         raise ValueError(f"optimizer {optimizer.name!r} has no learning rate for a schedule to drive")
     sched_state = schedule.init() if schedule is not None else None
+    momenta = getattr(schedule, "cycled_momentum", None) if schedule is not None else None
+    if momenta is not None and momenta(0) is None:
+        momenta = None
+    if momenta is not None:
+        momentum_field(optimizer)  # refuses an optimizer without momentum or betas before any step
     observe_extra = (base_lr,) if schedule is not None and _observe_takes_base_lr(schedule) else ()
     full = problem.objective()
 
@@ -272,7 +285,8 @@ def train(
                     if not alive.any():
                         break
                 running = None if alive.all() else alive.copy()  # the runs that attempt this step
-                new_p, state, nonfinite = optimizer.step(objective, p, state, lr=lr_now, grad=grad)
+                stepper = optimizer if momenta is None else with_momentum(optimizer, momenta(step))
+                new_p, state, nonfinite = stepper.step(objective, p, state, lr=lr_now, grad=grad)
                 if np.any(nonfinite):
                     kill(np.broadcast_to(nonfinite, batch), step, f"non-finite gradient or update at step {step + 1}")
                 p = new_p if alive.all() else np.where(alive[..., np.newaxis], new_p, p)

@@ -22,18 +22,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from gdlab.core.hyper import Hyper
-from gdlab.core.optimizers import OPTIMIZERS
 from gdlab.core.optimizers.sam import can_wrap
 from gdlab.core.rules import RULES
-from gdlab.core.schedules import SCHEDULES
 from gdlab.landscapes import LANDSCAPES, make_landscape
 from gdlab.web.limits import MAX_EXPR_CHARS, MAX_INT, MAX_LIST, MAX_RATE_LR, MAX_RATE_MOMENTUM
 from gdlab.web.models import FLOAT_MAX
+from gdlab.web.registry import LAB_OPTIMIZERS as OPTIMIZERS
+from gdlab.web.registry import LAB_SCHEDULES as SCHEDULES
+from gdlab.web.registry import SAM_BASES_NOT_IN_LAB
 
 JSON = dict[str, Any]
 
 #: Formats of a custom formula, by its dimension.
 FORMULA_FORMATS = {1: "gdlab-formula-x", 2: "gdlab-formula-xy"}
+#: Format of a schedule's formula in the step t (lambda's and multiplicative's ``lr_lambda``).
+STEP_FORMULA_FORMAT = "gdlab-formula-t"
 
 #: Rules between hyperparameters that the optimizers and schedules check (``_check_combination``),
 #: as JSON Schema: by owner name, a schema its hyperparameters (or parameters) also satisfy.
@@ -54,7 +57,11 @@ COMBINATIONS: dict[str, JSON] = {
 UNSAID: dict[str, str] = {
     "lbfgs": "c1 < c2 (the Wolfe constants)",
     "warmup_cosine": "warmup_steps < total_steps",
-    "onecycle": "pct_start × total_steps ≠ 1 (a rising phase of zero length)",
+    "onecycle": "pct_start × total_steps ≠ 1 (a rising phase of zero length); cycle_momentum needs an optimizer "
+                "with momentum > 0 or betas",
+    "cyclic": "cycle_momentum needs an optimizer with momentum > 0 or betas",
+    "rprop": "0 < etas[0] < 1 < etas[1]",
+    "sequential": "one milestone fewer than schedulers",
 }
 
 
@@ -94,7 +101,10 @@ def value_schema(h: Hyper) -> JSON:
         out = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "maxItems": MAX_LIST}
     elif h.kind == "pair":
-        out = {"type": "array", "items": {"type": "number", **_bounds(h, FLOAT_MAX)}, "minItems": 2, "maxItems": 2}
+        item: JSON = {"type": "number", **_bounds(h, FLOAT_MAX)}  # numbers only (the lab refuses null items)
+        out = {"type": "array", "items": item, "minItems": h.size, "maxItems": h.size}
+    elif h.kind == "function":
+        out = {"type": "string", "format": STEP_FORMULA_FORMAT, "minLength": 1, "maxLength": MAX_EXPR_CHARS}
     else:
         out = {"type": "number", **_bounds(h, FLOAT_MAX)}
     if h.optional:
@@ -157,7 +167,7 @@ def sam_hyperparams(own: Iterable[Hyper]) -> JSON:
     names = {h.name for h in own}
     branches = []
     for base, rule in RULES.items():
-        if not can_wrap(rule):
+        if not can_wrap(rule) or base not in OPTIMIZERS or base in SAM_BASES_NOT_IN_LAB:
             continue
         specs = [*own, *(h for h in rule.hyperparams if h.name not in names)]
         extra = {"base": {"const": base, "description": "the optimizer SAM wraps (default sgd)"},

@@ -20,10 +20,10 @@ import orjson
 
 from gdlab import fast
 from gdlab._version import __version__
+from gdlab.core.cycling import momentum_field
 from gdlab.core.hyper import describe
 from gdlab.core.noise import Noise
-from gdlab.core.optimizers import OPTIMIZERS, make_optimizer, optimizer_class
-from gdlab.core.schedules import SCHEDULES, schedule_class
+from gdlab.core.optimizers import make_optimizer
 from gdlab.core.stopping import STATUSES
 from gdlab.engine import analysis as _analysis
 from gdlab.engine import rates as _rates
@@ -32,10 +32,14 @@ from gdlab.engine.result import format_hyperparam, jsonable
 from gdlab.engine.run import run_batch
 from gdlab.landscapes import LANDSCAPES, ExpressionError, make_landscape, parse_expression
 from gdlab.landscapes.expr import FUNCTIONS as EXPRESSION_FUNCTIONS
+from gdlab.landscapes.formula import parse_formula
 from gdlab.web import models as m
 from gdlab.web.cache import LRUCache, byte_length
 from gdlab.web.limits import CACHE_LIMITS, LIMITS, MAX_EXPR_CHARS, MAX_INT
 from gdlab.web.presets import DEFAULT_PRESET, presets_for
+from gdlab.web.registry import LAB_OPTIMIZERS as OPTIMIZERS
+from gdlab.web.registry import LAB_SCHEDULES as SCHEDULES
+from gdlab.web.registry import SAM_BASES_NOT_IN_LAB, lab_optimizer_class, lab_schedule_class
 
 #: The status code of a diverged run.
 DIVERGED_CODE = STATUSES.index("diverged")
@@ -360,17 +364,25 @@ class Lab:
     ) -> dict[str, Any]:
         where = f"optimizers[{i}]"
         try:
-            cls = optimizer_class(spec.name)
+            cls = lab_optimizer_class(spec.name)
         except ValueError as exc:
             raise LabError(f"{where}: {exc}", field=f"{where}.name") from None
         kinds = {h.name: h.kind for h in cls.hyperparams}
+        sizes = {h.name: h.size for h in cls.hyperparams}
         for key, value in spec.hyperparams.items():
             kind = kinds.get(key)
             if isinstance(value, list) and kind is not None and kind != "pair":
                 raise LabError(f"{where}: {spec.name}: {key} must be a single value, got a list", field=where)
-            if kind == "pair" and isinstance(value, list) and len(value) != 2:
-                raise LabError(f"{where}: {spec.name}: {key} must have exactly 2 values, got {len(value)}",
+            if kind == "pair" and isinstance(value, list) and any(v is None for v in value):
+                raise LabError(f"{where}: {spec.name}: {key} must hold numbers only in the lab, got {value} (leave "
+                               f"{key} out for its default)", field=where)
+            if kind == "pair" and isinstance(value, list) and len(value) != sizes[key]:
+                raise LabError(f"{where}: {spec.name}: {key} must have exactly {sizes[key]} values, got {len(value)}",
                                field=where)
+        base = spec.hyperparams.get("base")
+        if spec.name == "sam" and isinstance(base, str) and base in SAM_BASES_NOT_IN_LAB:
+            raise LabError(f"{where}: sam: base={base!r} is not offered by the lab: {SAM_BASES_NOT_IN_LAB[base]}",
+                           field=f"{where}.hyperparams")
         _check_integers(kinds, spec.hyperparams, f"{where}: {spec.name}", f"{where}.hyperparams")
         try:
             opt = cls(**spec.hyperparams)
@@ -380,6 +392,11 @@ class Lab:
         sched = None
         if sched_spec is not None:
             sched = self._schedule(sched_spec, where)
+        if sched is not None and sched.cycled_momentum(0) is not None:
+            try:
+                momentum_field(opt)
+            except ValueError as exc:
+                raise LabError(f"{where}: {exc}", field=f"{where}.schedule") from None
         hp = spec.hyperparams
         label = spec.name + "".join(f" {k}={format_hyperparam(v)}" for k, v in hp.items())
         if sched_spec is not None:
@@ -424,7 +441,7 @@ class Lab:
                 raise LabError(f"{what}: 'none' takes no parameters, got {', '.join(spec.params)}", field=field)
             return None
         try:
-            cls = schedule_class(spec.name)
+            cls = lab_schedule_class(spec.name)
         except ValueError as exc:
             raise LabError(f"{what}: {exc}", field=field) from None
         kinds = {h.name: h.kind for h in cls.hyperparams}
@@ -432,8 +449,15 @@ class Lab:
             if isinstance(value, list) and kinds.get(key) not in ("pair", "int_list"):
                 raise LabError(f"{what} {spec.name}: {key} must be a single value, got a list", field=field)
         _check_integers(kinds, spec.params, f"{what} {spec.name}", f"{field}.params")
+        params = dict(spec.params)
+        for key, value in spec.params.items():
+            if kinds.get(key) == "function" and isinstance(value, str):  # a formula in t, never eval'd
+                try:
+                    params[key] = parse_formula(value)
+                except ExpressionError as exc:
+                    raise LabError(f"{what} {spec.name}: {key}: {exc}", field=f"{field}.params.{key}") from None
         try:
-            return cls(**spec.params)
+            return cls(**params)
         except (ValueError, TypeError) as exc:
             raise LabError(f"{what}: {exc}", field=field) from None
 

@@ -6,10 +6,13 @@ from typing import Any
 
 from gdlab.core.hyper import lookup
 from gdlab.core.optimizer import Optimizer
+from gdlab.core.optimizers.adafactor import Adafactor
 from gdlab.core.optimizers.lbfgs import LBFGS
+from gdlab.core.optimizers.muon import Muon
 from gdlab.core.optimizers.newton import Newton
 from gdlab.core.optimizers.sam import SAM
 from gdlab.core.rules import (
+    ASGD,
     RULES,
     SGD,
     Adadelta,
@@ -23,9 +26,10 @@ from gdlab.core.rules import (
     Nesterov,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM)}}
+OPTIMIZERS: dict[str, type[Optimizer]] = {**RULES, **{cls.name: cls for cls in (Newton, LBFGS, SAM, Adafactor, Muon)}}
 
 
 def optimizer_class(name: str) -> type[Optimizer]:
@@ -39,22 +43,26 @@ def make_optimizer(name: str, **hyperparams: Any) -> Optimizer:
 
 
 __all__ = [
+    "ASGD",
     "LBFGS",
     "OPTIMIZERS",
     "SAM",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
     "Lion",
     "Momentum",
+    "Muon",
     "NAdam",
     "Nesterov",
     "Newton",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "make_optimizer",
     "optimizer_class",
 ]

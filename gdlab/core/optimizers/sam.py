@@ -11,6 +11,7 @@ from gdlab.core.batching import as_params, check_like, expand, per_run, run_all_
 from gdlab.core.hyper import Hyper, suggest, validate_hyperparams
 from gdlab.core.objective import GivenGradient, Objective
 from gdlab.core.optimizer import GradientOptimizer, Optimizer, State, StepResult, guard_nonfinite
+from gdlab.core.optimizers.blocks import BlockOptimizer
 from gdlab.core.rules import RULES, rule_class
 from gdlab.core.statespec import Count, StateSpec
 
@@ -127,9 +128,10 @@ class SAM(Optimizer):
 
 def can_wrap(cls: type[Optimizer]) -> bool:
     """Whether SAM can wrap optimizers of class ``cls``: gradient-only ones that take the gradient at
-    the params (not the seeds' look-ahead Nesterov)."""
+    the params (not the seeds' look-ahead Nesterov), updating each element or the whole vector (not
+    the matrix optimizers, whose blocks a layout gives: SAM passes none on)."""
     return (issubclass(cls, GradientOptimizer) and cls.step is GradientOptimizer.step
-            and getattr(cls, "lookahead", None) is None)
+            and getattr(cls, "lookahead", None) is None and not issubclass(cls, BlockOptimizer))
 
 
 def _build_base(base: str | Optimizer, base_kwargs: dict[str, Any], extra: dict[str, Any]) -> GradientOptimizer:

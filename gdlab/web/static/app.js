@@ -255,6 +255,18 @@
       row.append(label, sel, el("span"));
       return row;
     }
+    if (spec.kind === "pair" && spec.default.some((v) => v == null)) {
+      // a default the lab cannot send (Adafactor's eps = (None, 1e-3)): kept, not editable here
+      row.append(label, el("span", { text: "default" }), el("span"));
+      return row;
+    }
+    if (spec.kind === "function") {
+      const inp = el("input", { type: "text", id, placeholder: "a formula in t, e.g. 0.95^t" });
+      inp.value = typeof value === "string" ? value : "";
+      inp.addEventListener("change", () => { if (inp.value.trim()) setVal(inp.value.trim()); });
+      row.append(label, inp, el("span"));
+      return row;
+    }
     if (spec.kind === "pair") {
       const frag = el("div", { class: "hp-grid" });
       const cur = Array.isArray(value) ? value.slice() : spec.default.slice();
