@@ -606,3 +606,12 @@ def test_kernel_warmup_waits_for_the_first_run(monkeypatch):
     assert not calls and not done.is_set()
     first_run.set()
     assert done.wait(10) and len(calls) == 1
+
+
+def test_lbfgs_history_is_bounded_in_the_lab(client):
+    """An L-BFGS history of millions of pairs took 10 s to allocate per request: refused, naming it."""
+    body = {"landscape": "sphere", "optimizers": [{"name": "lbfgs", "hyperparams": {"history_size": 22989707}}],
+            "steps": 5}
+    refused_422(client.post("/api/run", json=body), "history_size", "1000")
+    body["optimizers"][0]["hyperparams"]["history_size"] = 1000
+    assert client.post("/api/run", json=body).status_code == 200

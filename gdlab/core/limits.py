@@ -44,6 +44,9 @@ class Limits:
     #: Largest integer in a lab request (schedule lengths, history sizes): far beyond any lab run, and
     #: small enough that no layer below overflows.
     max_lab_int: int = 2**31 - 1
+    #: L-BFGS curvature pairs kept, in a lab request: its state holds 2·history_size·d floats from the
+    #: first step (torch's default is 100; a lab landscape has at most 16 dimensions).
+    max_lab_history: int = 1000
     #: Values of one list-valued hyperparameter in a lab request (a schedule's milestones).
     max_lab_list: int = 100
     #: Bytes of one lab request body: the largest request the other lab limits allow (12 optimizers

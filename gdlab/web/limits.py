@@ -26,6 +26,8 @@ MAX_LABEL_CHARS = _ALL.max_label_chars
 MAX_PREVIEW_STEPS = MAX_STEPS
 #: Largest integer anywhere in a request.
 MAX_INT = _ALL.max_lab_int
+#: Integer hyperparameters with a tighter bound than MAX_INT: what their value costs up front.
+INT_LIMITS = {"history_size": _ALL.max_lab_history}
 #: Values of a list-valued hyperparameter (a schedule's milestones).
 MAX_LIST = _ALL.max_lab_list
 #: Bytes of a request body (413 past it).

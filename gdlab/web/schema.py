@@ -25,7 +25,7 @@ from gdlab.core.hyper import Hyper
 from gdlab.core.optimizers.sam import can_wrap
 from gdlab.core.rules import RULES
 from gdlab.landscapes import LANDSCAPES, make_landscape
-from gdlab.web.limits import MAX_EXPR_CHARS, MAX_INT, MAX_LIST, MAX_RATE_LR, MAX_RATE_MOMENTUM
+from gdlab.web.limits import INT_LIMITS, MAX_EXPR_CHARS, MAX_INT, MAX_LIST, MAX_RATE_LR, MAX_RATE_MOMENTUM
 from gdlab.web.models import FLOAT_MAX
 from gdlab.web.registry import LAB_OPTIMIZERS as OPTIMIZERS
 from gdlab.web.registry import LAB_SCHEDULES as SCHEDULES
@@ -96,7 +96,7 @@ def value_schema(h: Hyper) -> JSON:
     elif h.kind == "choice":
         out = {"enum": list(h.choices)}
     elif h.kind == "int":
-        out = {"type": "integer", **_bounds(h, MAX_INT)}
+        out = {"type": "integer", **_bounds(h, INT_LIMITS.get(h.name, MAX_INT))}
     elif h.kind == "int_list":
         out = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
                "maxItems": MAX_LIST}

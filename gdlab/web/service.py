@@ -35,7 +35,7 @@ from gdlab.landscapes.expr import FUNCTIONS as EXPRESSION_FUNCTIONS
 from gdlab.landscapes.formula import parse_formula
 from gdlab.web import models as m
 from gdlab.web.cache import LRUCache, byte_length
-from gdlab.web.limits import CACHE_LIMITS, LIMITS, MAX_EXPR_CHARS, MAX_INT
+from gdlab.web.limits import CACHE_LIMITS, INT_LIMITS, LIMITS, MAX_EXPR_CHARS, MAX_INT
 from gdlab.web.presets import DEFAULT_PRESET, presets_for
 from gdlab.web.registry import LAB_OPTIMIZERS as OPTIMIZERS
 from gdlab.web.registry import LAB_SCHEDULES as SCHEDULES
@@ -619,13 +619,16 @@ def _grid_json(z: np.ndarray) -> bytes:
 
 def _check_integers(kinds: dict[str, str], values: dict[str, Any], owner: str, field: str) -> None:
     """Integer hyperparameters (and milestones) within ±:data:`~gdlab.web.limits.MAX_INT`, so that no
-    layer below meets an integer it cannot hold."""
+    layer below meets an integer it cannot hold, and those of :data:`~gdlab.web.limits.INT_LIMITS`
+    within theirs."""
     for key, value in values.items():
         if kinds.get(key) not in ("int", "int_list"):
             continue
+        largest = INT_LIMITS.get(key, MAX_INT)
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > MAX_INT:
-                raise LabError(f"{owner}: {key}={v:.6g} is beyond the lab's limit of {MAX_INT} for an integer",
+            if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > largest:
+                what = "for an integer" if largest == MAX_INT else f"for {key}"
+                raise LabError(f"{owner}: {key}={v:.6g} is beyond the lab's limit of {largest} {what}",
                                field=f"{field}.{key}")
 
 
