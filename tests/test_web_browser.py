@@ -582,3 +582,25 @@ def test_one_screen_on_a_desktop_and_lessons_on_a_phone(browser, server):
         .filter(([, r]) => r.width > 0 && r.height > 0 && (r.width < 24 || r.height < 24)).map(([n, r]) => n)""")
     assert small == [], small
     phone.close()
+
+
+def test_update_rules_typeset_with_current_values(browser, server):
+    """Each optimizer's update rule typeset by the vendored KaTeX beside its controls, with its current
+    hyperparameter values filled in, and redrawn when a value changes."""
+    from urllib.parse import quote
+
+    opts = [{"n": "sgd", "c": "#1f77b4", "h": {"lr": 0.05, "momentum": 0.9}},
+            {"n": "adam", "c": "#d62728", "h": {"lr": 0.1}}]
+    lab = Page(browser, f"{server}#l=elliptic&o={quote(json.dumps(opts))}&s=5,5&n=50")
+    page = lab.page
+    lab.settle()
+    page.wait_for_function("document.querySelectorAll('.opt-tex .katex').length === 2")
+    tex0 = page.locator("#opt-tex-0 annotation").text_content()
+    assert "0.9" in tex0 and "b_k" in tex0 and "0.05" in tex0
+    assert "\\hat m_k" in page.locator("#opt-tex-1 annotation").text_content()
+    assert page.locator("#opt-tex-0 .katex-html").bounding_box()["height"] > 8
+    assert lab.js("[...document.styleSheets].some((s) => (s.href || '').includes('/static/vendor/katex/'))")
+    lr = page.locator('#opt-list .opt-card[data-index="0"] [data-hp="lr"] input[type="range"]')
+    lr.fill("-2")
+    page.wait_for_function("document.querySelector('#opt-tex-0 annotation').textContent.includes('0.01')")
+    lab.close()

@@ -549,6 +549,7 @@
       card.append(el("p", { class: "sr-only", id: `opt-announce-${i}`, "aria-live": "polite" }));
       card.append(el("p", { class: "opt-warn", id: `opt-warn-${i}` }));
       card.append(el("p", { class: "opt-rule doc", id: `opt-rule-${i}` }));
+      card.append(el("div", { class: "opt-tex", id: `opt-tex-${i}`, "aria-label": `${o.name} update rule` }));
       const grid = el("div", { class: "hp-grid" });
       const more = el("details", { class: "more" }, el("summary", { text: "more hyperparameters" }));
       const moreGrid = el("div", { class: "hp-grid" });
@@ -558,6 +559,7 @@
         if (v === null || same(v, spec.default)) delete o.hp[name]; else o.hp[name] = v;
         S.lesson = null;
         updateWarnings();
+        renderRule(i);
         requestRun();
       };
       for (const spec of meta.hyperparams) {
@@ -569,6 +571,7 @@
       card.append(noiseControls(o, i));
       list.append(card);
     });
+    S.opts.forEach((_, i) => renderRule(i));
     $("add-opt").disabled = S.opts.length >= META.limits.max_optimizers;
     updateStatuses();
     updateWarnings();
@@ -584,6 +587,101 @@
     if (!(Number.isInteger(B) && B >= 1 && B <= (L.max_noise_batch ?? 1e6))) return null;
     if (!(Number.isInteger(seed) && seed >= 0 && seed <= (L.max_noise_seed ?? 2147483647))) return null;
     return { sigma, batch_size: B, seed };
+  }
+  // ---------------------------------------------------------------------------------------------
+  // the update rule of each optimizer, typeset by KaTeX (vendored) with the current values filled in
+  // ---------------------------------------------------------------------------------------------
+  const tn = (v) => {
+    const t = fmt(v, 3);
+    const m = /^(-?[\d.]+)e([+-]?\d+)$/.exec(t);
+    return m ? `${m[1]}\\cdot 10^{${Number(m[2])}}` : t;
+  };
+  function ruleTeX(name, hp) {
+    const g = "\\nabla f(\\theta_k)";
+    const wd = hp.weight_decay ? ` + ${tn(hp.weight_decay)}\\,\\theta_k` : "";
+    const gk = `g_k = ${g}${wd}`;
+    const b = hp.betas || [0.9, 0.999];
+    const eps = tn(hp.eps ?? 1e-8);
+    const lr = tn(hp.lr);
+    switch (name) {
+      case "sgd": {
+        if (!(hp.momentum > 0)) return `${gk},\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,g_k`;
+        const damp = hp.dampening ? `(1-${tn(hp.dampening)})\\,` : "";
+        const step = hp.nesterov ? `(g_k + ${tn(hp.momentum)}\\,b_k)` : "b_k";
+        return `${gk},\\quad b_k = ${tn(hp.momentum)}\\,b_{k-1} + ${damp}g_k,\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,${step}`;
+      }
+      case "momentum":
+        return `v_k = ${tn(hp.momentum)}\\,v_{k-1} + ${lr}\\,${g}${wd},\\quad \\theta_{k+1} = \\theta_k - v_k`;
+      case "nesterov":
+        return `v_k = ${tn(hp.momentum)}\\,v_{k-1} + ${lr}\\,\\nabla f(\\theta_k - ${tn(hp.momentum)}\\,v_{k-1}),\\quad \\theta_{k+1} = \\theta_k - v_k`;
+      case "adam": case "adamw": case "radam": case "nadam": {
+        const mv = `m_k = ${tn(b[0])}\\,m_{k-1} + ${tn(1 - b[0])}\\,g_k,\\quad v_k = ${tn(b[1])}\\,v_{k-1} + ${tn(1 - b[1])}\\,g_k^2`;
+        const hats = `\\hat m_k = \\frac{m_k}{1-${tn(b[0])}^k},\\quad \\hat v_k = \\frac{v_k}{1-${tn(b[1])}^k}`;
+        const dec = name === "adamw" ? ` - ${lr}\\cdot${tn(hp.weight_decay ?? 0.01)}\\,\\theta_k` : "";
+        const gg = name === "adamw" ? `g_k = ${g}` : gk;
+        const lead = name === "nadam" ? `\\mu_k\\hat m_k + \\tfrac{1-\\mu_k}{1-${tn(b[0])}^k}g_k` : "\\hat m_k";
+        const rect = name === "radam" ? "r_k\\," : "";
+        return `${gg},\\; ${mv},\\; ${hats},\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,\\frac{${rect}${lead}}{\\sqrt{\\hat v_k} + ${eps}}${dec}`;
+      }
+      case "adamax":
+        return `${gk},\\; m_k = ${tn(b[0])}\\,m_{k-1} + ${tn(1 - b[0])}\\,g_k,\\; u_k = \\max(${tn(b[1])}\\,u_{k-1}, |g_k| + ${eps}),\\quad \\theta_{k+1} = \\theta_k - \\frac{${lr}}{1-${tn(b[0])}^k}\\,\\frac{m_k}{u_k}`;
+      case "adagrad": {
+        const eta = hp.lr_decay ? `\\frac{${lr}}{1 + (k-1)\\,${tn(hp.lr_decay)}}` : lr;
+        return `${gk},\\quad s_k = s_{k-1} + g_k^2,\\quad \\theta_{k+1} = \\theta_k - ${eta}\\,\\frac{g_k}{\\sqrt{s_k} + ${tn(hp.eps ?? 1e-10)}}`;
+      }
+      case "rmsprop": {
+        const a = tn(hp.alpha ?? 0.99);
+        const s2 = `s_k = ${a}\\,s_{k-1} + ${tn(1 - (hp.alpha ?? 0.99))}\\,g_k^2`;
+        const den = hp.centered ? `\\sqrt{s_k - \\bar g_k^2} + ${eps}` : `\\sqrt{s_k} + ${eps}`;
+        if (hp.momentum > 0) return `${gk},\\; ${s2},\\; b_k = ${tn(hp.momentum)}\\,b_{k-1} + \\frac{g_k}{${den}},\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,b_k`;
+        return `${gk},\\; ${s2},\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,\\frac{g_k}{${den}}`;
+      }
+      case "adadelta": {
+        const r = tn(hp.rho ?? 0.9), e = tn(hp.eps ?? 1e-6), r1 = tn(1 - (hp.rho ?? 0.9));
+        return `${gk},\\; s_k = ${r}\\,s_{k-1} + ${r1}\\,g_k^2,\\; \\Delta_k = \\frac{\\sqrt{u_{k-1} + ${e}}}{\\sqrt{s_k + ${e}}}\\,g_k,\\; u_k = ${r}\\,u_{k-1} + ${r1}\\,\\Delta_k^2,\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,\\Delta_k`;
+      }
+      case "lion":
+        return `${gk.replace(wd, "")},\\; c_k = ${tn(b[0])}\\,m_{k-1} + ${tn(1 - b[0])}\\,g_k,\\quad \\theta_{k+1} = \\theta_k - ${lr}\\,(\\operatorname{sign} c_k + ${tn(hp.weight_decay ?? 0)}\\,\\theta_k),\\; m_k = ${tn(b[1])}\\,m_{k-1} + ${tn(1 - b[1])}\\,g_k`;
+      case "newton":
+        return `\\theta_{k+1} = \\theta_k - ${lr}\\,\\bigl(\\nabla^2 f(\\theta_k) + ${tn(hp.damping ?? 0)}\\,I\\bigr)^{-1}\\,${g}`;
+      case "lbfgs":
+        return `\\theta_{k+1} = \\theta_k - ${lr}\\,H_k\\,${g},\\quad H_k \\approx \\nabla^2 f^{-1}\\text{ from the last ${hp.history_size ?? 100} steps}`;
+      case "sam":
+        return `\\hat\\epsilon_k = ${tn(hp.rho ?? 0.05)}\\,\\frac{${g}}{\\lVert ${g}\\rVert},\\quad \\theta_{k+1} = \\theta_k - ${tn(hp.eta ?? 0.01)}\\,\\nabla f(\\theta_k + \\hat\\epsilon_k)`;
+      default:
+        return null;
+    }
+  }
+  let katexReady = null;
+  function loadKatex() {
+    if (!katexReady) {
+      katexReady = new Promise((res, rej) => {
+        const css = el("link", { rel: "stylesheet", href: "/static/vendor/katex/katex.min.css" });
+        const js = el("script", { src: "/static/vendor/katex/katex.min.js" });
+        js.onload = () => res(window.katex);
+        js.onerror = () => rej(new Error("KaTeX did not load"));
+        document.head.append(css, js);
+      });
+      katexReady.catch(() => {});
+    }
+    return katexReady;
+  }
+  function fullHp(o) {
+    const hp = {};
+    for (const spec of optMeta(o.name).hyperparams) hp[spec.name] = o.hp[spec.name] ?? spec.default;
+    return hp;
+  }
+  function renderRule(i) {
+    const o = S.opts[i], box = $(`opt-tex-${i}`);
+    if (!o || !box) return;
+    const tex = ruleTeX(o.name, fullHp(o));
+    box.hidden = !tex;
+    if (!tex) return;
+    box.dataset.tex = tex;
+    loadKatex().then((katex) => {
+      if (box.dataset.tex !== tex) return; // a newer value is on its way
+      katex.render(tex, box, { throwOnError: false, displayMode: false, output: "htmlAndMathml" });
+    }).catch(() => { box.textContent = tex; });
   }
   function noiseControls(o, i) {
     const box = el("details", { class: "more noise" }, el("summary", { text: o.noise ? `gradient noise σ = ${fmt(o.noise.sigma)}, B = ${o.noise.batch_size}` : "gradient noise (SGD)" }));
