@@ -1072,27 +1072,26 @@
         yaxis: { title: { text: "y" }, range: sf.domain[1] }, dragmode: false, hovermode: "closest" };
       plotKind = "contour";
     } else {
-      const stride = Math.max(1, Math.ceil(sf.x.length / 100)); // a lighter mesh for WebGL
+      const stride = Math.max(1, Math.ceil(sf.x.length / 64)); // a lighter mesh for WebGL
       const pick = (arr) => arr.filter((_, i) => i % stride === 0);
       const small = { ...sf, x: pick(sf.x), y: pick(sf.y), z: pick(sf.z).map(pick) };
       const zt = zTransform(small);
       traces = [{ type: "surface", x: small.x, y: small.y, z: small.z, surfacecolor: zt.z, colorscale: "Viridis", showscale: false,
-        opacity: 0.92, hovertemplate: "x=%{x:.3g}<br>y=%{y:.3g}<br>f=%{z:.4g}<extra></extra>" }];
+        opacity: 1, hovertemplate: "x=%{x:.3g}<br>y=%{y:.3g}<br>f=%{z:.4g}<extra></extra>" }];
       for (const t of [minimaTrace(sf, true), criticalTrace(sf, true)]) if (t) traces.push(t);
       for (const r of (D.runs ? D.runs.runs : [])) {
-        traces.push({ type: "scatter3d", mode: "lines", x: [], y: [], z: [], line: { color: r.color, width: 5 },
+        // the whole path, drawn once: a frame moves only the balls (no WebGL redraw)
+        traces.push({ type: "scatter3d", mode: "lines", x: r.trajectory.map((q) => q[0]), y: r.trajectory.map((q) => q[1]),
+          z: r.loss, line: { color: r.color, width: 5 },
           hoverinfo: "skip", showlegend: false });
       }
-      traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], marker: { size: 10, color: [], line: { color: "#fff", width: 1 } },
-        hoverinfo: "skip", showlegend: false });
       layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
         zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene && plotKind === "surface" ? gd._fullLayout.scene.camera : undefined } };
       plotKind = "surface";
-      D.path3d = traces.length - (D.runs ? D.runs.runs.length : 0) - 1;
     }
     layout.paper_bgcolor = "#ffffff";
     layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
-    $("overlay").hidden = three;
+    $("overlay").hidden = false;  // in 3-D it carries the balls, projected with the scene's camera
     plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
       modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d", "sendDataToCloud"] });
     hookOnce(gd, hookPlot);
@@ -1285,28 +1284,39 @@
     ctx.beginPath(); ctx.moveTo(x - s, y - s); ctx.lineTo(x + s, y + s); ctx.moveTo(x + s, y - s); ctx.lineTo(x - s, y + s); ctx.stroke();
   }
 
+  // The balls in 3-D are drawn on the 2-D overlay, projected with the scene's own camera (its model,
+  // view and projection matrices over the data scaled as the scene scales it): a frame costs a few
+  // canvas arcs, and the WebGL scene (surface and paths, drawn once) is never redrawn while playing.
+  function project3d(sc, rect, x, y, z) {
+    const cp = sc.glplot.cameraParams, ds = sc.dataScale;
+    let v = [x * ds[0], y * ds[1], z * ds[2], 1];
+    for (const m of [cp.model, cp.view, cp.projection]) {  // column-major 4×4
+      v = [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+    }
+    if (!(v[3] > 0)) return null;  // behind the camera
+    return [rect.left + (v[0] / v[3] + 1) / 2 * rect.width, rect.top + (1 - v[1] / v[3]) / 2 * rect.height];
+  }
   function draw3d(k) {
     const gd = $("plot");
-    if (plotKind !== "surface" || !D.runs || D.path3d == null) return;
-    const runs = D.runs.runs;
-    const xs = [], ys = [], zs = [], bx = [], by = [], bz = [], col = [], sym = [];
-    runs.forEach((r) => {
+    const canvas = $("overlay");
+    const ctx = sizeCanvas(canvas, gd);
+    G.balls = [];
+    const sc = gd._fullLayout && gd._fullLayout.scene && gd._fullLayout.scene._scene;
+    if (plotKind !== "surface" || !D.runs || !sc || !sc.glplot || !sc.glplot.cameraParams) return;
+    const host = gd.getBoundingClientRect(), glr = sc.glplot.canvas.getBoundingClientRect();
+    const rect = { left: glr.left - host.left, top: glr.top - host.top, width: glr.width, height: glr.height };
+    const balls = [];
+    D.runs.runs.forEach((r, ri) => {
       const kk = Math.min(k, r.trajectory.length - 1);
-      const tr = r.trajectory.slice(0, kk + 1);
-      xs.push(tr.map((p) => p[0])); ys.push(tr.map((p) => p[1])); zs.push(r.loss.slice(0, kk + 1));
-      bx.push(r.trajectory[kk][0]); by.push(r.trajectory[kk][1]); bz.push(r.loss[kk]);
-      col.push(r.color);
-      sym.push(kk >= r.trajectory.length - 1 && k >= r.stopped_at && r.status === "diverged" ? "x" : "circle");
+      const q = r.trajectory[kk], z = r.loss[kk];
+      if (!q || z == null) return;
+      const p = project3d(sc, rect, q[0], q[1], z);
+      if (!p) return;
+      const crossed = kk >= r.trajectory.length - 1 && k >= r.stopped_at && r.status === "diverged";
+      balls.push({ x: p[0], y: p[1], crossed, color: r.color, run: ri });
     });
-    const idx = runs.map((_, i) => D.path3d + i);
-    const ballIdx = D.path3d + runs.length;
-    const P = plotlyOf(gd);
-    if (!P || !gd.data || gd.data.length <= ballIdx) return;
-    P.restyle(gd, { x: xs, y: ys, z: zs }, idx);
-    // coinciding balls: the earlier run larger, so each stays visible around the next
-    const size = bx.map((x, i) => 10 + 5 * bx.filter((x2, j) => j > i && x2 === x && by[j] === by[i]).length);
-    P.restyle(gd, { x: [bx], y: [by], z: [bz], "marker.color": [col], "marker.symbol": [sym], "marker.size": [size] },
-      [ballIdx]);
+    drawBalls(ctx, balls);
+    G.balls = balls.map(({ x, y, crossed, radius }) => ({ x, y, crossed, radius }));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1495,19 +1505,11 @@
   // animation
   // ---------------------------------------------------------------------------------------------
   let lastDrawnK = -1;
-  const T3 = { at: 0, cost: 0, k: -1 };
   function frame(force = false) {
     const k = Math.floor(A.t);
     const frac = A.t - k;
     if (plotKind === "surface") {
-      // WebGL redraws are costly: throttle them to leave the loop time to breathe
-      const now = performance.now();
-      if (force || (k !== T3.k && now - T3.at >= Math.max(33, 1.5 * T3.cost))) {
-        draw3d(k);
-        T3.cost = performance.now() - now;
-        T3.at = performance.now();
-        T3.k = k;
-      }
+      draw3d(k);
     } else {
       drawOverlay(k, A.playing ? frac : 0);
     }
@@ -1630,7 +1632,7 @@
     c.width = w * 2; c.height = h * 2;
     const ctx = c.getContext("2d");
     ctx.drawImage(img, 0, 0, c.width, c.height);
-    if (plotKind !== "surface") ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
+    ctx.drawImage($("overlay"), 0, 0, c.width, c.height);
     drawLegend(ctx, 2);
     download("gdlab.png", c.toDataURL("image/png"));
   }
@@ -1705,7 +1707,9 @@
       const p = ev.points[0];
       if (p.x != null && p.y != null) setStart([p.x, p.y]);
     });
-    gd.on("plotly_afterplot", () => { if (plotKind !== "surface") frame(true); });
+    gd.on("plotly_afterplot", () => frame(true));
+    gd.on("plotly_relayouting", () => { if (plotKind === "surface") frame(true); });  // the camera turns
+    gd.on("plotly_relayout", () => { if (plotKind === "surface") frame(true); });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1719,6 +1723,7 @@
   // view, or at once when the URL asks for 3-D. Each bundle is a separate Plotly instance: a div
   // drawn by one is purged by that one before the other draws it (plotWith), and the event hooks
   // live on the drawing instance's emitter, so they are installed again after a switch (hookOnce).
+  const PREFETCH_3D_MS = 2000;  // after the page is ready: the first visit's own requests go first
   const BUNDLES = { cartesian: "/static/vendor/plotly-cartesian.min.js", full: "/static/plotly.min.js" };
   const PL = {
     base: null, // the instance for the 2-D plots (cartesian; full when the page opened in 3-D)
@@ -1833,6 +1838,9 @@
     G.ready = true;
     window.gdlabReadyAt = performance.now();
     document.body.dataset.ready = "1";
+    // the 3-D bundle, fetched and compiled once the page is idle, so that the first switch is quick
+    const idle = window.requestIdleCallback || ((f) => setTimeout(f, 50));
+    setTimeout(() => idle(() => { loadBundle("full").catch(() => {}); }, { timeout: 5000 }), PREFETCH_3D_MS);
   }
 
   window.gdlab = {
