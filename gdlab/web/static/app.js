@@ -1038,12 +1038,45 @@
   }
 
   let plotKind = null; // "contour" | "curve" | "surface"
+  const plotDiv = () => $(plotKind === "surface" ? "plot3d" : "plot");  // the div on show
+  // The 3-D figure: a lighter mesh of the surface, its critical points and every run's whole path.
+  function surfaceFigure(sf, gd) {
+    const stride = Math.max(1, Math.ceil(sf.x.length / 64)); // a lighter mesh for WebGL
+    const pick = (arr) => arr.filter((_, i) => i % stride === 0);
+    const small = { ...sf, x: pick(sf.x), y: pick(sf.y), z: pick(sf.z).map(pick) };
+    const zt = zTransform(small);
+    const traces = [{ type: "surface", x: small.x, y: small.y, z: small.z, surfacecolor: zt.z, colorscale: "Viridis",
+      showscale: false, opacity: 1, hovertemplate: "x=%{x:.3g}<br>y=%{y:.3g}<br>f=%{z:.4g}<extra></extra>" }];
+    for (const t of [minimaTrace(sf, true), criticalTrace(sf, true)]) if (t) traces.push(t);
+    for (const r of (D.runs ? D.runs.runs : [])) {
+      // the whole path, drawn once: a frame moves only the balls (no WebGL redraw)
+      traces.push({ type: "scatter3d", mode: "lines", x: r.trajectory.map((q) => q[0]), y: r.trajectory.map((q) => q[1]),
+        z: r.loss, line: { color: r.color, width: 5 }, hoverinfo: "skip", showlegend: false });
+    }
+    const layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
+      zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene ? gd._fullLayout.scene.camera : undefined },
+      paper_bgcolor: "#ffffff", uirevision: JSON.stringify([D.surfaceKey, "surface"]) };
+    return [traces, layout];
+  }
+  const PLOT_CONFIG = { displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
+    modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d", "sendDataToCloud"] };
+  // While the page is idle in 2-D, the 3-D scene is built in its hidden div (once per surface), so
+  // that the switch only shows it.
+  function prebuild3d() {
+    const sf = D.surface;
+    if (S.view3d || !PL.full || !sf || sf.dim !== 2 || D.built3d === D.surfaceKey) return;
+    const gd = $("plot3d");
+    const [traces, layout] = surfaceFigure(sf, gd);
+    plotWith(PL.full, gd, traces, layout, PLOT_CONFIG);
+    hookOnce(gd, hookPlot);
+    D.built3d = D.surfaceKey;
+  }
   function drawPlot() {
     const sf = D.surface;
-    const gd = $("plot");
     if (!sf || !PL.base) return;
     const three = S.view3d && sf.dim === 2;
     if (three && !PL.full) { await3d(); return; } // the 2-D picture stays until the full bundle is here
+    const gd = $(three ? "plot3d" : "plot");
     const P = three ? PL.full : PL.base;
     const margin = { l: 48, r: 12, t: 10, b: 40 };
     let traces, layout;
@@ -1072,28 +1105,15 @@
         yaxis: { title: { text: "y" }, range: sf.domain[1] }, dragmode: false, hovermode: "closest" };
       plotKind = "contour";
     } else {
-      const stride = Math.max(1, Math.ceil(sf.x.length / 64)); // a lighter mesh for WebGL
-      const pick = (arr) => arr.filter((_, i) => i % stride === 0);
-      const small = { ...sf, x: pick(sf.x), y: pick(sf.y), z: pick(sf.z).map(pick) };
-      const zt = zTransform(small);
-      traces = [{ type: "surface", x: small.x, y: small.y, z: small.z, surfacecolor: zt.z, colorscale: "Viridis", showscale: false,
-        opacity: 1, hovertemplate: "x=%{x:.3g}<br>y=%{y:.3g}<br>f=%{z:.4g}<extra></extra>" }];
-      for (const t of [minimaTrace(sf, true), criticalTrace(sf, true)]) if (t) traces.push(t);
-      for (const r of (D.runs ? D.runs.runs : [])) {
-        // the whole path, drawn once: a frame moves only the balls (no WebGL redraw)
-        traces.push({ type: "scatter3d", mode: "lines", x: r.trajectory.map((q) => q[0]), y: r.trajectory.map((q) => q[1]),
-          z: r.loss, line: { color: r.color, width: 5 },
-          hoverinfo: "skip", showlegend: false });
-      }
-      layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, scene: { xaxis: { title: { text: "x" } }, yaxis: { title: { text: "y" } },
-        zaxis: { title: { text: "f" } }, camera: gd._fullLayout && gd._fullLayout.scene && plotKind === "surface" ? gd._fullLayout.scene.camera : undefined } };
+      [traces, layout] = surfaceFigure(sf, gd);
       plotKind = "surface";
+      D.built3d = D.surfaceKey;
     }
     layout.paper_bgcolor = "#ffffff";
     layout.uirevision = JSON.stringify([D.surfaceKey, plotKind]);
+    $("plot-wrap").classList.toggle("three", three);
     $("overlay").hidden = false;  // in 3-D it carries the balls, projected with the scene's camera
-    plotWith(P, gd, traces, layout, { displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
-      modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d", "sendDataToCloud"] });
+    plotWith(P, gd, traces, layout, PLOT_CONFIG);
     hookOnce(gd, hookPlot);
     frame(true);
   }
@@ -1297,9 +1317,9 @@
     return [rect.left + (v[0] / v[3] + 1) / 2 * rect.width, rect.top + (1 - v[1] / v[3]) / 2 * rect.height];
   }
   function draw3d(k) {
-    const gd = $("plot");
+    const gd = $("plot3d");
     const canvas = $("overlay");
-    const ctx = sizeCanvas(canvas, gd);
+    const ctx = sizeCanvas(canvas, $("plot"));
     G.balls = [];
     const sc = gd._fullLayout && gd._fullLayout.scene && gd._fullLayout.scene._scene;
     if (plotKind !== "surface" || !D.runs || !sc || !sc.glplot || !sc.glplot.cameraParams) return;
@@ -1621,7 +1641,7 @@
     a.remove();
   }
   async function exportPNG() {
-    const gd = $("plot");
+    const gd = plotDiv();
     const P = plotlyOf(gd);
     if (!P || !gd.data) return;
     const w = gd.clientWidth, h = gd.clientHeight;
@@ -1840,7 +1860,8 @@
     document.body.dataset.ready = "1";
     // the 3-D bundle, fetched and compiled once the page is idle, so that the first switch is quick
     const idle = window.requestIdleCallback || ((f) => setTimeout(f, 50));
-    setTimeout(() => idle(() => { loadBundle("full").catch(() => {}); }, { timeout: 5000 }), PREFETCH_3D_MS);
+    setTimeout(() => idle(() => { loadBundle("full").then(() => idle(prebuild3d, { timeout: 5000 })).catch(() => {}); },
+      { timeout: 5000 }), PREFETCH_3D_MS);
   }
 
   window.gdlab = {
@@ -1860,7 +1881,7 @@
     get arrows() { return (G.arrows || []).map((a) => ({ ...a })); },
     arrowParts(i, k) { const r = D.runs && D.runs.runs[i]; return r ? arrowParts(r, k) : null; },
     get view() { return plotKind; },
-    get bundle() { return PL.names.get(plotlyOf($("plot"))) || null; },
+    get bundle() { return PL.names.get(plotlyOf(plotDiv())) || null; },
     get bundles() { return [...PL.names.values()]; }, // the Plotly.js bundles loaded so far
     play, pause, stepBy, resetAnim, setStart,
     setSpeed(v) { A.speed = v; showSpeed(); },
