@@ -653,6 +653,8 @@
     }
   }
   let katexReady = null;
+  let pageReady = null;
+  const whenReady = new Promise((resolve) => { pageReady = resolve; });
   function loadKatex() {
     if (!katexReady) {
       katexReady = new Promise((res, rej) => {
@@ -678,7 +680,7 @@
     box.hidden = !tex;
     if (!tex) return;
     box.dataset.tex = tex;
-    loadKatex().then((katex) => {
+    whenReady.then(loadKatex).then((katex) => {  // after the page is up: the first visit's requests go first
       if (box.dataset.tex !== tex) return; // a newer value is on its way
       katex.render(tex, box, { throwOnError: false, displayMode: false, output: "htmlAndMathml" });
     }).catch(() => { box.textContent = tex; });
@@ -1065,6 +1067,10 @@
   function prebuild3d() {
     const sf = D.surface;
     if (S.view3d || !PL.full || !sf || sf.dim !== 2 || D.built3d === D.surfaceKey) return;
+    if (A.playing || G.requests > 0) {  // a long task: never in the middle of an animation or a request
+      setTimeout(() => (window.requestIdleCallback || setTimeout)(prebuild3d), 1000);
+      return;
+    }
     const gd = $("plot3d");
     const [traces, layout] = surfaceFigure(sf, gd);
     plotWith(PL.full, gd, traces, layout, PLOT_CONFIG);
@@ -1858,6 +1864,7 @@
     G.ready = true;
     window.gdlabReadyAt = performance.now();
     document.body.dataset.ready = "1";
+    pageReady();
     // the 3-D bundle, fetched and compiled once the page is idle, so that the first switch is quick
     const idle = window.requestIdleCallback || ((f) => setTimeout(f, 50));
     setTimeout(() => idle(() => { loadBundle("full").then(() => idle(prebuild3d, { timeout: 5000 })).catch(() => {}); },
