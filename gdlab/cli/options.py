@@ -232,6 +232,17 @@ def build_optimizer(name: str, sets: Iterable[str] | None, option: str = "--set"
     from gdlab.core.optimizers import make_optimizer, optimizer_class
 
     items = list(sets or ())
+    if ":" in name:  # torch:pkg.Class or pkg.module:RuleClass
+        from gdlab.foreign import ForeignError, make_foreign, parse_foreign_sets
+
+        try:
+            hp = parse_foreign_sets(items, option)
+            opt = make_foreign(name, **hp)
+        except ForeignError as exc:
+            raise usage(str(exc)) from None
+        if not getattr(type(opt), "batched", True):
+            print(f"note: {name} takes one run at a time; batched runs are looped", file=sys.stderr)
+        return opt, hp
     optimizer_class(name)  # unknown names: error with suggestion
     hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, option)
     return make_optimizer(name, **hp), hp
