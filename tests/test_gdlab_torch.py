@@ -92,3 +92,40 @@ def test_refuses_other_tensors(make, message):
 def test_bad_hyperparameter_refused_at_construction():
     with pytest.raises(ValueError, match="lr"):
         gt.Adam([torch.nn.Parameter(torch.ones(2))], lr=-1.0)
+
+
+def test_sam_closure_matches_gdlab_sam_on_one_tensor():
+    import numpy as np
+
+    from gdlab.core.optimizers import make_optimizer
+    from gdlab.landscapes import make_landscape
+
+    land = make_landscape("rosenbrock")
+    p = torch.nn.Parameter(torch.tensor([-1.5, 2.0], dtype=torch.float64))
+    opt = gt.SAM([p], base=gt.Adam, rho=0.05, lr=1e-2)
+
+    def f(t):
+        x, y = t[0], t[1]
+        return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+    def closure():
+        opt.zero_grad()
+        loss = f(p)
+        loss.backward()
+        return loss
+
+    ref = make_optimizer("sam", base="adam", rho=0.05, lr=1e-2)
+    x = np.array([-1.5, 2.0])
+    state = ref.init(x)
+    for _ in range(30):
+        closure()
+        opt.step(closure)
+        x, state, _ = ref.step(land, x, state)
+    np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-12, atol=0)
+
+
+def test_sam_needs_a_closure():
+    p = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    p.grad = torch.ones(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="needs a closure"):
+        gt.SAM([p], base="adam").step()

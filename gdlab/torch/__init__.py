@@ -102,6 +102,65 @@ class GdlabOptimizer(torch.optim.Optimizer):
                     st[key] = value.item() if hasattr(value, "item") else value
 
 
+class SAM(torch.optim.Optimizer):
+    """Sharpness-aware minimisation around any gdlab.torch optimizer (gdlab's ``sam``).
+
+    ``SAM(params, base=gdlab.torch.Adam, rho=0.05, adaptive=False, eta=0.01, **base_hyperparams)``
+    (``base`` also by rule name, ``"adam"``). ``step(closure)`` needs a closure that zeroes the
+    gradients, recomputes the loss, calls ``backward()`` and returns the loss; the gradients at θ
+    must already be in ``.grad`` (the usual ``loss.backward()`` before ``step``). As in gdlab's
+    ``sam``, e = ρ g/‖g‖ (ASAM: ρ T²g/‖Tg‖, T = |θ| + η), here with the norm over all parameters of
+    a group; the base then steps at θ with the gradient at θ + e (e = 0 where ‖g‖ = 0).
+    """
+
+    def __init__(self, params: Any, base: Any = "sgd", rho: float = 0.05, adaptive: bool = False,
+                 eta: float = 0.01, **base_hyperparams: Any) -> None:
+        if isinstance(base, str):
+            if base not in OPTIMIZERS:
+                raise ValueError(f"gdlab.torch.SAM: unknown base {base!r}; expected one of {', '.join(OPTIMIZERS)}")
+            base = OPTIMIZERS[base]
+        if not (isinstance(base, type) and issubclass(base, GdlabOptimizer)):
+            raise TypeError("gdlab.torch.SAM: base must be a gdlab.torch optimizer class or a rule name")
+        from gdlab.core.optimizers import make_optimizer
+
+        make_optimizer("sam", base=base.rule.name, rho=rho, adaptive=adaptive, eta=eta)  # validate ρ, η
+        super().__init__(params, {"rho": rho, "adaptive": adaptive, "eta": eta})
+        self.base = base(self.param_groups, **base_hyperparams)
+        self.param_groups = self.base.param_groups  # one list of groups, shared
+        self.state = self.base.state
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if closure is None:
+            raise ValueError("gdlab.torch.SAM.step needs a closure (it evaluates the gradient at θ + e)")
+        self.base._check()
+        moved = []
+        for group in self.param_groups:
+            rho, adaptive, eta = group["rho"], group["adaptive"], group["eta"]
+            ps = [p for p in group["params"] if p.grad is not None]
+            sign = -1.0 if group.get("maximize", False) else 1.0
+            gs = [sign * (p.grad * (p.abs() + eta) if adaptive else p.grad) for p in ps]
+            norm = torch.sqrt(sum((g * g).sum() for g in gs)) if gs else torch.zeros(())
+            for p, g in zip(ps, gs, strict=True):
+                e = torch.zeros_like(p) if norm == 0 else rho * (g * (p.abs() + eta) if adaptive else g) / norm
+                p.add_(e)
+                moved.append((p, e))
+        with torch.enable_grad():
+            loss = closure()
+        for p, e in moved:
+            p.sub_(e)
+        self.base.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.base.load_state_dict(state_dict)
+        self.param_groups = self.base.param_groups
+        self.state = self.base.state
+
+
 def _make(rule: type[Rule]) -> type[GdlabOptimizer]:
     doc = f"gdlab's ``{rule.name}`` rule as a torch optimizer.\n\n" + (rule.__doc__ or "")
     return type(rule.__name__, (GdlabOptimizer,), {"rule": rule, "__doc__": doc, "__module__": __name__})
@@ -111,4 +170,4 @@ def _make(rule: type[Rule]) -> type[GdlabOptimizer]:
 OPTIMIZERS: dict[str, type[GdlabOptimizer]] = {name: _make(cls) for name, cls in RULES.items()}
 globals().update({cls.__name__: cls for cls in OPTIMIZERS.values()})
 
-__all__ = ["OPTIMIZERS", "GdlabOptimizer", *sorted(cls.__name__ for cls in OPTIMIZERS.values())]
+__all__ = ["OPTIMIZERS", "SAM", "GdlabOptimizer", *sorted(cls.__name__ for cls in OPTIMIZERS.values())]
