@@ -30,7 +30,9 @@ def resolve_class(name: str) -> type[Optimizer]:
 
         return torch_adapter_class(rest)
     if source == "optax":
-        raise ForeignError(f"{name!r}: optax optimizers are not supported yet")
+        from gdlab.foreign.optax_adapter import optax_adapter_class
+
+        return optax_adapter_class(rest)
     cls = import_attr(name, "optimizer")
     if not (isinstance(cls, type) and issubclass(cls, Rule)):
         raise ForeignError(f"optimizer {name!r}: {cls!r} is not a subclass of gdlab.core.rule.Rule")
