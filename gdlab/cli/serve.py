@@ -13,6 +13,8 @@ GRACE_SECONDS = 0.5
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--optimizer", action="append", default=[], metavar="NAME", dest="optimizers",
+                   help="offer a foreign optimizer (torch:pkg.Class, optax:factory, module:RuleClass); repeatable")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; by default only localhost, "
                         "127.0.0.1, [::1] and --host are answered, against DNS rebinding); '*' answers any host")
@@ -28,6 +30,17 @@ def run(args: argparse.Namespace) -> int:
     from gdlab.web import create_app
     from gdlab.web.middleware import HostPolicy, host_name, split_host
 
+    if args.optimizers:  # resolve before listening: a failure refuses to start (exit 2)
+        from gdlab.cli.errors import usage
+        from gdlab.foreign import ForeignError, resolve_class
+
+        for name in args.optimizers:
+            if ":" not in name:
+                raise usage(f"--optimizer {name!r}: expected torch:pkg.Class, optax:factory or module:RuleClass")
+            try:
+                resolve_class(name)
+            except ForeignError as exc:
+                raise usage(f"--optimizer: {exc}") from None
     for name in args.allow_host:
         parsed = split_host(host_name(name)) if name != "*" else ("*", None)
         if parsed is None or parsed[1] is not None:
@@ -46,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if host_name(args.host) in ("0.0.0.0", "[::]") and not args.allow_host:
         print("  listening on every interface: add --allow-host NAME for each name this machine is reached by",
               flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(hosts=hosts), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(create_app(hosts=hosts, optimizers=args.optimizers), log_level="warning",
                                            timeout_graceful_shutdown=GRACE_SECONDS))
     code = 0
     try:

@@ -7,6 +7,6 @@ core never imports it.
 
 from __future__ import annotations
 
-from gdlab.foreign.resolve import ForeignError, is_foreign, make_foreign, parse_foreign_sets
+from gdlab.foreign.resolve import ForeignError, is_foreign, make_foreign, parse_foreign_sets, resolve_class
 
-__all__ = ["ForeignError", "is_foreign", "make_foreign", "parse_foreign_sets"]
+__all__ = ["ForeignError", "is_foreign", "make_foreign", "parse_foreign_sets", "resolve_class"]

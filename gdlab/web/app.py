@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -148,7 +148,8 @@ def _background(name: str, target: Callable[..., None], *args: Any) -> None:
 
 
 def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: HostPolicy | None = None,
-               workers: int | None = None, capacity: float | None = None) -> FastAPI:
+               workers: int | None = None, capacity: float | None = None,
+               optimizers: Sequence[str] = ()) -> FastAPI:
     """The lab's FastAPI app.
 
     With ``warm`` the server prepares in the background what the first page load needs: every
@@ -163,7 +164,12 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
     of work are admitted at once (default: :data:`~gdlab.web.limits.MAX_QUEUED_REQUESTS` requests at
     the limits).
     """
-    lab = Lab()
+    foreign = {}
+    if optimizers:  # foreign optimizers: only from the caller (the command line), never from a request
+        from gdlab.foreign import resolve_class
+
+        foreign = {name: resolve_class(name) for name in optimizers}  # ForeignError: the server does not start
+    lab = Lab(foreign)
     gate = Admission(capacity or MAX_QUEUED_REQUESTS * cost.MAX_REQUEST_COST, workers or default_workers(MAX_WORKERS))
 
     @asynccontextmanager
