@@ -108,3 +108,13 @@ def test_cli_bad_foreign_optimizer_exits_2_with_one_line(name):
     r = _cli("run", "--landscape", "rosenbrock", "--optimizer", name, "--steps", "5")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_lr_sweep_of_a_torch_optimizer_loops_one_run_per_rate():
+    from gdlab.engine.sweeps import lr_sweep
+
+    land = make_landscape("rosenbrock")
+    sweep = lr_sweep(land, "torch:torch.optim.Adam", [1e-3, 1e-2], start=[-1.5, 2.0], steps=30)
+    ours = lr_sweep(land, "adam", [1e-3, 1e-2], start=[-1.5, 2.0], steps=30)
+    assert sweep.looped
+    np.testing.assert_allclose(sweep.final_loss, ours.final_loss, rtol=1e-12)

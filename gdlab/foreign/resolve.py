@@ -48,7 +48,11 @@ def make_foreign(name: str, **kwargs: Any) -> Optimizer:
         return cls(**kwargs)
     except ForeignError:
         raise
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        if "single number" in str(exc):  # array hyperparameters: callers fall back to one run per value
+            raise
+        raise ForeignError(f"optimizer {name!r}: {exc}") from None
+    except ValueError as exc:
         raise ForeignError(f"optimizer {name!r}: {exc}") from None
 
 

@@ -45,7 +45,7 @@ class TorchOptimizer(GradientOptimizer):
         self._kwargs = dict(kwargs)
         for key, value in kwargs.items():
             if isinstance(value, np.ndarray):
-                raise ForeignError(f"{self.name}: {key} must be a single value (torch optimizers take one run)")
+                raise TypeError(f"{self.name}: {key} must be a single number (torch optimizers take one run)")
         try:  # let the class check its arguments now, on a throwaway tensor
             type(self).torch_class([torch.zeros(1, dtype=torch.float64, requires_grad=True)], **kwargs)
         except Exception as exc:
