@@ -118,3 +118,18 @@ def test_lr_sweep_of_a_torch_optimizer_loops_one_run_per_rate():
     ours = lr_sweep(land, "adam", [1e-3, 1e-2], start=[-1.5, 2.0], steps=30)
     assert sweep.looped
     np.testing.assert_allclose(sweep.final_loss, ours.final_loss, rtol=1e-12)
+
+
+def test_compare_takes_foreign_specs():
+    r = _cli("compare", "--landscape", "rosenbrock", "--optimizer", "torch:torch.optim.Adam:lr=0.01,betas=0.9/0.99",
+             "--optimizer", "tests.foreign_rule_module:HeavyBall:lr=0.001",
+             "--optimizer", "adam:lr=0.01,betas=0.9/0.99",
+             "--steps", "30", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout)
+    text = json.dumps(out)
+    assert ("torch:torch.optim.Adam" in text and "HeavyBall" in text) or "heavyball_test" in text
+    bad = _cli("compare", "--landscape", "rosenbrock", "--optimizer", "torch:torch.optim.Adam:bogus=1", "--steps", "5")
+    assert bad.returncode == 2 and "bogus" in bad.stderr and "Traceback" not in bad.stderr

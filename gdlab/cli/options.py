@@ -309,14 +309,28 @@ def parse_run_spec(text: str, option: str = "--optimizer", training: bool = Fals
             raise usage(f"{option} {text!r}: empty label before '='")
     name, _, assigns = head.partition(":")
     name = name.strip()
-    try:
-        optimizer_class(name)
-    except ValueError as err:
-        raise usage(f"{option} {text!r}: {err}") from None
-    items = split_spec_items(assigns)
+    second = assigns.split(":", 1)[0]
     reserved = TRAINING_KEYS if training else ()
-    hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, f"{option} {text!r}",
-                           reserved=reserved)
+    if assigns and "=" not in second and "=" not in name:  # a foreign name: torch:pkg.Class[:k=v,...]
+        from gdlab.foreign import ForeignError, make_foreign, parse_foreign_sets
+
+        name = f"{name}:{second.strip()}"
+        items = split_spec_items(assigns[len(second) + 1:])
+        try:
+            hp = parse_foreign_sets([i for i in items if i.partition("=")[0].strip() not in reserved],
+                                    f"{option} {text!r}")
+            make_foreign(name, **hp)
+        except ForeignError as err:
+            raise usage(f"{option} {text!r}: {err}") from None
+        hp.update({k: v for k, v in _raw_pairs(items).items() if k in reserved})
+    else:
+        try:
+            optimizer_class(name)
+        except ValueError as err:
+            raise usage(f"{option} {text!r}: {err}") from None
+        items = split_spec_items(assigns)
+        hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, f"{option} {text!r}",
+                               reserved=reserved)
     train_kw = {k: hp.pop(k) for k in list(hp) if k in reserved}
     sched, sparams = None, {}
     if len(parts) == 2:
