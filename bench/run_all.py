@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 #: name → (script, what it measures)
 BENCHMARKS = {
     "step": ("bench_step.py", "one optimizer step on 10M float32 params vs torch.optim, optax and the bandwidth bound"),
+    "torch_adapter": ("bench_torch_adapter.py", "gdlab.torch.Adam vs torch.optim.Adam(fused=True), 10M float32 params"),
     "trajectories": ("bench_trajectories.py", "1M starts × 100 steps of Adam on Rosenbrock vs optax, torch, numpy"),
     "limits": ("bench_limits.py", "fused trajectories vs hand-written kernels of four workloads (the machine's limit)"),
     "engine": ("bench_engine.py", "the batched engine vs the seeds' Python loop (10,000 runs × 500 steps)"),

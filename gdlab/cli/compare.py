@@ -218,7 +218,8 @@ def _run_problem(args: argparse.Namespace, pictures: plotting.PlotRequest) -> in
             if "accumulate" in s.training else args.accumulate
         if acc < 1:
             raise o.usage(f"--optimizer {s.text!r}: accumulate must be >= 1")
-        opt = make_optimizer(s.optimizer, **s.hyperparams)
+        opt = RunSpec(s.optimizer, s.hyperparams).make_optimizer() if ":" in s.optimizer \
+            else make_optimizer(s.optimizer, **s.hyperparams)
         sched = make_schedule(s.schedule, **s.schedule_params) if s.schedule else None
         res = train(problem, opt, batch_size=bs, epochs=epochs, schedule=sched, accumulate=acc, seed=args.seed)
         label = s.label or RunSpec(s.optimizer, s.hyperparams, s.schedule, s.schedule_params).display()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
 from gdlab._version import __version__
-from gdlab.cli import analyze, compare, demo, gallery, listing, schedule, serve, sweep, train
+from gdlab.cli import analyze, compare, demo, diff, gallery, listing, schedule, serve, sweep, train
 from gdlab.cli import run as run_command
 from gdlab.cli.errors import UsageError
 from gdlab.cli.streams import EXIT_IO, CheckedOutput, OutputError
@@ -35,6 +35,7 @@ COMMANDS: list[Command] = [
     listing.COMMAND,
     run_command.COMMAND,
     compare.COMMAND,
+    diff.COMMAND,
     train.COMMAND,
     schedule.COMMAND,
     analyze.COMMAND,

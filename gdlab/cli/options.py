@@ -294,6 +294,17 @@ def build_optimizer(name: str, sets: Iterable[str] | None, option: str = "--set"
     from gdlab.core.optimizers import make_optimizer, optimizer_class
 
     items = list(sets or ())
+    if ":" in name:  # torch:pkg.Class or pkg.module:RuleClass
+        from gdlab.foreign import ForeignError, make_foreign, parse_foreign_sets
+
+        try:
+            hp = parse_foreign_sets(items, option)
+            opt = make_foreign(name, **hp)
+        except ForeignError as exc:
+            raise usage(str(exc)) from None
+        if not getattr(type(opt), "batched", True):
+            print(f"note: {name} takes one run at a time; batched runs are looped", file=sys.stderr)
+        return opt, hp
     optimizer_class(name)  # unknown names: error with suggestion
     hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, option)
     return make_optimizer(name, **hp), hp
@@ -360,14 +371,28 @@ def parse_run_spec(text: str, option: str = "--optimizer", training: bool = Fals
             raise usage(f"{option} {text!r}: empty label before '='")
     name, _, assigns = head.partition(":")
     name = name.strip()
-    try:
-        optimizer_class(name)
-    except ValueError as err:
-        raise usage(f"{option} {text!r}: {err}") from None
-    items = split_spec_items(assigns)
+    second = assigns.split(":", 1)[0]
     reserved = TRAINING_KEYS if training else ()
-    hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, f"{option} {text!r}",
-                           reserved=reserved)
+    if assigns and "=" not in second and "=" not in name:  # a foreign name: torch:pkg.Class[:k=v,...]
+        from gdlab.foreign import ForeignError, make_foreign, parse_foreign_sets
+
+        name = f"{name}:{second.strip()}"
+        items = split_spec_items(assigns[len(second) + 1:])
+        try:
+            hp = parse_foreign_sets([i for i in items if i.partition("=")[0].strip() not in reserved],
+                                    f"{option} {text!r}")
+            make_foreign(name, **hp)
+        except ForeignError as err:
+            raise usage(f"{option} {text!r}: {err}") from None
+        hp.update({k: v for k, v in _raw_pairs(items).items() if k in reserved})
+    else:
+        try:
+            optimizer_class(name)
+        except ValueError as err:
+            raise usage(f"{option} {text!r}: {err}") from None
+        items = split_spec_items(assigns)
+        hp = parse_assignments(items, optimizer_specs(name, _raw_pairs(items)), name, f"{option} {text!r}",
+                               reserved=reserved)
     train_kw = {k: hp.pop(k) for k in list(hp) if k in reserved}
     sched, sparams = None, {}
     if len(parts) == 2:

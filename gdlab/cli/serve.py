@@ -13,6 +13,8 @@ GRACE_SECONDS = 0.5
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--optimizer", action="append", default=[], metavar="NAME", dest="optimizers",
+                   help="offer a foreign optimizer (torch:pkg.Class, optax:factory, module:RuleClass); repeatable")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; by default only localhost, "
                         "127.0.0.1, [::1] and --host are answered, against DNS rebinding); '*' answers any host")
@@ -28,6 +30,17 @@ def run(args: argparse.Namespace) -> int:
     from gdlab.web import create_app
     from gdlab.web.middleware import HostPolicy, host_name, split_host
 
+    if args.optimizers:  # resolve before listening: a failure refuses to start (exit 2)
+        from gdlab.cli.errors import usage
+        from gdlab.foreign import ForeignError, resolve_class
+
+        for name in args.optimizers:
+            if ":" not in name:
+                raise usage(f"--optimizer {name!r}: expected torch:pkg.Class, optax:factory or module:RuleClass")
+            try:
+                resolve_class(name)
+            except ForeignError as exc:
+                raise usage(f"--optimizer: {exc}") from None
     for name in args.allow_host:
         parsed = split_host(host_name(name)) if name != "*" else ("*", None)
         if parsed is None or parsed[1] is not None:
@@ -42,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     sock.listen(2048)  # connections made as soon as the URL is printed wait in the queue, never refused
     port = sock.getsockname()[1]
     hosts = HostPolicy.for_server(args.host, port, args.allow_host)
-    app = create_app(hosts=hosts)  # before the URL is printed: a visit right after it finds the app ready
+    # before the URL is printed: a visit right after it finds the app ready
+    app = create_app(hosts=hosts, optimizers=args.optimizers)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"gdlab lab at http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
     if host_name(args.host) in ("0.0.0.0", "[::]") and not args.allow_host:

@@ -428,6 +428,10 @@ class RunSpec:
         raise TypeError(f"cannot read a run spec from {spec!r}")
 
     def make_optimizer(self) -> Optimizer:
+        if ":" in self.optimizer:  # a foreign optimizer (torch:..., module:RuleClass)
+            from gdlab.foreign import make_foreign
+
+            return make_foreign(self.optimizer, **self.hyperparams)
         return make_optimizer(self.optimizer, **self.hyperparams)
 
     def make_schedule(self) -> Any:

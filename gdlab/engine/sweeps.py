@@ -90,8 +90,7 @@ def lr_sweep(
     ``start`` is one point ``(d,)`` or several ``(S, d)``. All runs are one engine call with an
     ``lr`` array; an optimizer whose ``lr`` cannot be an array (L-BFGS) is run once per rate.
     """
-    from gdlab.core.optimizers import make_optimizer
-
+    make_optimizer = _maker(optimizer)
     rates = np.asarray(lrs, dtype=np.float64)
     if rates.ndim != 1 or rates.size == 0:
         raise ValueError(f"lrs must be a non-empty 1-D list of learning rates, got shape {rates.shape}")
@@ -240,9 +239,7 @@ def basin_map(
     side of the box) of it; minima are the landscape's known ones, or, when it knows none, found by
     grouping the end points of converged runs that lie within ``radius`` of each other.
     """
-    from gdlab.core.optimizers import make_optimizer
-
-    opt = make_optimizer(optimizer, **dict(hyperparams or {})) if isinstance(optimizer, str) else optimizer
+    opt = _maker(optimizer)(optimizer, **dict(hyperparams or {})) if isinstance(optimizer, str) else optimizer
     if hyperparams and not isinstance(optimizer, str):
         raise TypeError("pass hyperparams only with an optimizer name")
     domain = getattr(objective, "domain", None)
@@ -318,3 +315,14 @@ def _cluster(points: np.ndarray, radius: float, objective: Objective) -> list[di
 
 
 __all__ = ["DIVERGED_CODE", "NO_MINIMUM", "STATUSES", "BasinMap", "LrSweep", "basin_map", "lr_sweep"]
+
+
+def _maker(name: Any) -> Any:
+    """``make_optimizer``, or :func:`gdlab.foreign.make_foreign` for a foreign name (``torch:...``)."""
+    if isinstance(name, str) and ":" in name:
+        from gdlab.foreign import make_foreign
+
+        return make_foreign
+    from gdlab.core.optimizers import make_optimizer
+
+    return make_optimizer

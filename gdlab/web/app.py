@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
@@ -174,7 +174,8 @@ def _background(name: str, target: Callable[..., None], *args: Any) -> None:
 
 
 def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: HostPolicy | None = None,
-               workers: int | None = None, capacity: float | None = None) -> FastAPI:
+               workers: int | None = None, capacity: float | None = None,
+               optimizers: Sequence[str] = ()) -> FastAPI:
     """The lab's FastAPI app.
 
     With ``warm`` the server prepares in the background what the first page load needs: every
@@ -192,7 +193,12 @@ def create_app(*, warm: bool = True, warm_kernels: bool | None = None, hosts: Ho
     """
     kernels = warm if warm_kernels is None else warm_kernels
     kernels_warm = threading.Event()  # set once the fused kernels' warmup has finished
-    lab = Lab(fused_ready=kernels_warm if kernels else None)
+    foreign = {}
+    if optimizers:  # foreign optimizers: only from the caller (the command line), never from a request
+        from gdlab.foreign import resolve_class
+
+        foreign = {name: resolve_class(name) for name in optimizers}  # ForeignError: the server does not start
+    lab = Lab(foreign, fused_ready=kernels_warm if kernels else None)
     gate = Admission(capacity or MAX_QUEUED_REQUESTS * cost.MAX_REQUEST_COST, workers or default_workers(MAX_WORKERS))
 
     @asynccontextmanager

@@ -111,7 +111,9 @@ class Lab:
         """The engine's backend for a run now: ``auto``, or ``reference`` until the kernels are warm."""
         return "auto" if self.fused_ready is None or self.fused_ready.is_set() else "reference"
 
-    def __init__(self, fused_ready: threading.Event | None = None) -> None:
+    def __init__(self, foreign: dict[str, type] | None = None, fused_ready: threading.Event | None = None) -> None:
+        #: Foreign optimizers loaded by the command line that started the server (never by a request).
+        self.foreign: dict[str, type] = dict(foreign or {})
         #: While this event is not set, runs take the reference loop (no compiled code is loaded or
         #: compiled for them): a server sets it once its kernels' warmup has finished.
         self.fused_ready = fused_ready
@@ -236,6 +238,14 @@ class Lab:
                 "family": getattr(ocls, "family", ""),
                 "summary": _first_line(ocls.__doc__ or ""),
                 "hyperparams": describe(ocls.hyperparams),
+            })
+        for name, ocls in self.foreign.items():
+            optimizers.append({
+                "name": name,
+                "family": getattr(ocls, "family", "foreign"),
+                "summary": _first_line(ocls.__doc__ or ""),
+                "hyperparams": describe(ocls.hyperparams) if ocls.hyperparams else foreign_hyperparams(ocls),
+                "foreign": True,
             })
         schedules = []
         for name, scls in SCHEDULES.items():
@@ -364,7 +374,7 @@ class Lab:
     ) -> dict[str, Any]:
         where = f"optimizers[{i}]"
         try:
-            cls = lab_optimizer_class(spec.name)
+            cls = self.foreign[spec.name] if spec.name in self.foreign else lab_optimizer_class(spec.name)
         except ValueError as exc:
             raise LabError(f"{where}: {exc}", field=f"{where}.name") from None
         kinds = {h.name: h.kind for h in cls.hyperparams}
@@ -714,3 +724,16 @@ def warmup() -> str:
     t0 = time.perf_counter()
     fast.warmup()
     return f"gdlab.fast warmed up in {time.perf_counter() - t0:.2f} s"
+
+
+def foreign_hyperparams(cls: type) -> list[dict[str, Any]]:
+    """The numeric and boolean keyword arguments of a foreign optimizer, from its signature's defaults."""
+    out = []
+    for key, value in getattr(cls, "defaults", {}).items():
+        if isinstance(value, bool):
+            out.append({"name": key, "default": value, "kind": "bool"})
+        elif isinstance(value, int | float):
+            out.append({"name": key, "default": value, "kind": "real"})
+        elif isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+            out.append({"name": key, "default": list(value), "kind": "pair"})
+    return out
