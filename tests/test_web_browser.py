@@ -147,6 +147,19 @@ def test_3d_view_and_back_switch_plotly_instances(browser, server):
     page.wait_for_timeout(1500)
     assert lab.js("window.gdlab.fps") >= 15
     page.click("#play")
+    # a click on the surface sets the start (Plotly's 3-D picking)
+    start = lab.state()["start"]
+    box3 = page.locator("#plot3d").bounding_box()
+    for fx, fy in ((0.5, 0.62), (0.45, 0.7), (0.55, 0.55)):
+        page.mouse.move(box3["x"] + box3["width"] * fx, box3["y"] + box3["height"] * fy)
+        page.wait_for_timeout(300)  # the scene picks the point under the mouse on its next render
+        page.mouse.click(box3["x"] + box3["width"] * fx, box3["y"] + box3["height"] * fy)
+        page.wait_for_timeout(400)
+        if lab.state()["start"] != start:
+            break
+    assert lab.state()["start"] != start
+    lab.settle()
+    assert lab.js("window.gdlab.runs.runs[0].trajectory[0]") == pytest.approx(lab.state()["start"])
     with page.expect_download() as png:
         page.click("#export-png")
     assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

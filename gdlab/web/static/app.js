@@ -1710,6 +1710,15 @@
 
   // click on the plot: set the start point
   function installClick() {
+    const g3 = $("plot3d");
+    let down3 = null;
+    g3.addEventListener("pointerdown", (e) => { down3 = [e.clientX, e.clientY]; }, true);
+    g3.addEventListener("click", (e) => {
+      if (plotKind !== "surface" || !hovered3d) return;
+      if (e.target.closest && e.target.closest(".modebar, .modebar-container")) return;
+      if (down3 && Math.hypot(e.clientX - down3[0], e.clientY - down3[1]) > 4) return;  // a rotation
+      setStart(hovered3d.slice());
+    });
     const gd = $("plot");
     let down = null;
     gd.addEventListener("pointerdown", (e) => { down = [e.clientX, e.clientY]; }, true);
@@ -1727,12 +1736,16 @@
       setStart(dim() === 1 ? [x] : [x, y]);
     });
   }
+  // 3-D: the point of the surface under the mouse (Plotly's hover picking), which a click on the
+  // scene that is not the end of a rotation makes the start. Plotly's own plotly_click on a surface
+  // is not emitted reliably (not at all with software WebGL).
+  let hovered3d = null;
   function hookPlot(gd) { // through hookOnce: once per Plotly instance (and per purge) of the plot
-    gd.on("plotly_click", (ev) => {
-      if (plotKind !== "surface" || !ev.points || !ev.points.length) return;
-      const p = ev.points[0];
-      if (p.x != null && p.y != null) setStart([p.x, p.y]);
+    gd.on("plotly_hover", (ev) => {
+      const p = ev.points && ev.points[0];
+      hovered3d = plotKind === "surface" && p && p.x != null && p.y != null ? [p.x, p.y] : null;
     });
+    gd.on("plotly_unhover", () => { hovered3d = null; });
     gd.on("plotly_afterplot", () => frame(true));
     gd.on("plotly_relayouting", () => { if (plotKind === "surface") frame(true); });  // the camera turns
     gd.on("plotly_relayout", () => { if (plotKind === "surface") frame(true); });
