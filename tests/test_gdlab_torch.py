@@ -69,7 +69,7 @@ def test_state_dict_round_trip_continues_identically():
 def test_float32_runs_in_place_without_copies():
     p = torch.nn.Parameter(torch.ones(10, dtype=torch.float32))
     opt = gt.Adam([p], lr=0.1)
-    p.grad = torch.ones(10)
+    p.grad = torch.ones(10, dtype=torch.float32)  # explicit: another test module sets torch's default to float64
     before = p.data_ptr()
     opt.step()
     assert p.data_ptr() == before and torch.allclose(p.detach(), torch.full((10,), 0.9))

@@ -322,7 +322,9 @@ def test_the_page_and_meta_never_wait_behind_runs(monkeypatch):
             posts = [pool.submit(httpx.post, live.url + "/api/run", json=heavy_body(i), timeout=30) for i in range(60)]
             # the admitted runs never finish before ``release``: every answer before it is a refusal,
             # and the page and meta can only answer if they do not wait for a worker
-            assert wait_until(lambda: sum(f.done() for f in posts) >= 50, 30), "refusals waited for the runs"
+            # all but the admitted (at most max_lab_queued_requests) are answered before any run ends
+            bound = 60 - LIMITS.max_lab_queued_requests
+            assert wait_until(lambda: sum(f.done() for f in posts) >= bound, 30), "refusals waited for the runs"
             refused = [f.result() for f in posts if f.done()]
             assert all(r.status_code == 503 and int(r.headers["retry-after"]) >= 1 for r in refused)
             assert "busy" in refused[0].json()["detail"]
@@ -331,9 +333,10 @@ def test_the_page_and_meta_never_wait_behind_runs(monkeypatch):
             assert len(computing) <= 2
             release.set()
             statuses = [f.result().status_code for f in posts]
-        # more may have been refused after the count above; every request was answered one way or the other
+        # every request was answered one way or the other (one that reached the server only after the
+        # release may have been admitted then)
         assert set(statuses) <= {200, 503} and statuses.count(503) >= len(refused)
-        assert 1 <= statuses.count(200) <= LIMITS.max_lab_queued_requests
+        assert statuses.count(200) >= 1
 
 
 def test_a_run_whose_client_left_is_cancelled():
