@@ -72,7 +72,7 @@ def test_float32_runs_in_place_without_copies():
     p.grad = torch.ones(10, dtype=torch.float32)  # explicit: another test module sets torch's default to float64
     before = p.data_ptr()
     opt.step()
-    assert p.data_ptr() == before and torch.allclose(p.detach(), torch.full((10,), 0.9))
+    assert p.data_ptr() == before and torch.allclose(p.detach(), torch.full((10,), 0.9, dtype=torch.float32))
     assert opt.state[p]["exp_avg"].dtype == torch.float32
 
 

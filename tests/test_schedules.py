@@ -535,8 +535,10 @@ def test_lambda_and_multiplicative_of_a_constant_are_exponential(gamma, base, st
     exponential = make_schedule("exponential", gamma=gamma).curve(steps, base)
     lam = make_schedule("lambda", lr_lambda=lambda t: gamma**t).curve(steps, base)
     mul = make_schedule("multiplicative", lr_lambda=lambda t: gamma).curve(steps, base)
-    np.testing.assert_allclose(lam, exponential, rtol=1e-15, atol=0)
-    np.testing.assert_allclose(mul, exponential, rtol=1e-12, atol=0)
+    # below the smallest normal float (2.2e-308) an ulp is 5e-324 whatever the value: absolute there
+    tiny = np.finfo(np.float64).tiny
+    np.testing.assert_allclose(lam, exponential, rtol=1e-15, atol=tiny)
+    np.testing.assert_allclose(mul, exponential, rtol=1e-12, atol=tiny)
 
 
 def test_sequential_restarts_each_schedule_at_its_milestone():
