@@ -133,3 +133,20 @@ def test_compare_takes_foreign_specs():
     assert ("torch:torch.optim.Adam" in text and "HeavyBall" in text) or "heavyball_test" in text
     bad = _cli("compare", "--landscape", "rosenbrock", "--optimizer", "torch:torch.optim.Adam:bogus=1", "--steps", "5")
     assert bad.returncode == 2 and "bogus" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_figures_draw_foreign_runs(tmp_path):
+    """`compare --plot` draws a torch optimizer's path beside gdlab's own: the picture is written and
+    the two runs it draws end at the same point (torch's Adam and gdlab's, float64)."""
+    import json
+
+    png = tmp_path / "paths.png"
+    r = _cli("compare", "--landscape", "rosenbrock", "--optimizer", "torch:torch.optim.Adam:lr=0.01",
+             "--optimizer", "adam:lr=0.01", "--steps", "40", "--json", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    runs = json.loads(r.stdout)
+    runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
+    finals = [np.asarray(run["final_point"] if "final_point" in run else run["trajectory"][-1]) for run in runs]
+    assert len(finals) == 2
+    np.testing.assert_allclose(finals[0], finals[1], rtol=1e-12)
