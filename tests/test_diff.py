@@ -51,3 +51,24 @@ def test_text_output_names_the_step_and_the_convention():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert "they part at step 1, parameter 0" in r.stdout and "explained by: ε outside the root" in r.stdout
+
+
+def test_coupled_against_decoupled_decay_is_named():
+    """gdlab's adam adds λθ to the gradient (torch's Adam weight_decay); torch's AdamW decouples it:
+    they part, and the explanation is AdamW's decoupled decay (and the other way round)."""
+    out = _diff("--optimizer", "adam", "--set", "weight_decay=0.1", "--set", "lr=1e-2",
+                "--against", "torch:torch.optim.AdamW", "--json")
+    assert not out["agree"]
+    assert [e["set"] for e in out["explanations"]] == [{"optimizer": "adamw"}]
+    assert "decoupled" in out["explanations"][0]["convention"]
+    back = _diff("--optimizer", "adamw", "--set", "weight_decay=0.1", "--set", "lr=1e-2",
+                 "--against", "torch:torch.optim.Adam", "--json")
+    assert [e["set"] for e in back["explanations"]] == [{"optimizer": "adam"}]
+    assert _diff("--optimizer", "adam", "--set", "weight_decay=0.1", "--set", "lr=1e-2",
+                 "--against", "torch:torch.optim.Adam", "--json")["agree"]
+
+
+def test_nadam_decay_form_is_named():
+    out = _diff("--optimizer", "nadam", "--set", "weight_decay=0.1", "--set", "lr=1e-2",
+                "--against", "torch:torch.optim.NAdam", "--against-set", "decoupled_weight_decay=true", "--json")
+    assert [e["set"] for e in out["explanations"]] == [{"decoupled_weight_decay": True}]

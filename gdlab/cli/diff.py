@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     def rebuild(changes: dict) -> object:
         from gdlab.core.optimizers import make_optimizer
 
-        return make_optimizer(args.optimizer, **{**hp_a, **changes})
+        changes = dict(changes)
+        name = changes.pop("optimizer", args.optimizer)
+        return make_optimizer(name, **{**hp_a, **changes})
 
     try:
         result = diff_optimizers(a, b, x0, steps=steps, tol=args.tol, objective=objective, seed=args.seed,

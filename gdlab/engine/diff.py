@@ -50,14 +50,26 @@ class DiffResult:
 
 
 #: Alternative conventions by gdlab optimizer: (what it is called, the hyperparameters to change).
+#: ``"optimizer"`` names another gdlab optimizer built with the same hyperparameters (Adam's L2
+#: decay in the gradient against AdamW's decoupled decay); it is tried only with a weight decay.
 CONVENTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "adam": [("ε inside the root (eps_inside_sqrt)", {"eps_inside_sqrt": True}),
-             ("ε outside the root (eps_inside_sqrt=false)", {"eps_inside_sqrt": False})],
+             ("ε outside the root (eps_inside_sqrt=false)", {"eps_inside_sqrt": False}),
+             ("decoupled weight decay (AdamW's θ·(1 − ηλ)) where gdlab's adam adds λθ to the gradient",
+              {"optimizer": "adamw"})],
+    "nadam": [("decoupled weight decay (decoupled_weight_decay=true)", {"decoupled_weight_decay": True}),
+              ("weight decay coupled into the gradient (decoupled_weight_decay=false)",
+               {"decoupled_weight_decay": False})],
+    "radam": [("decoupled weight decay (decoupled_weight_decay=true)", {"decoupled_weight_decay": True}),
+              ("weight decay coupled into the gradient (decoupled_weight_decay=false)",
+               {"decoupled_weight_decay": False})],
     "adagrad": [("ε inside the root (eps_inside_sqrt)", {"eps_inside_sqrt": True}),
                 ("ε outside the root (eps_inside_sqrt=false)", {"eps_inside_sqrt": False})],
     "adamw": [("decoupled decay in torch's form (weight_decay_form=torch: θ·(1 − ηλ))",
                {"weight_decay_form": "torch"}),
-              ("decoupled decay in the paper's form (weight_decay_form=paper)", {"weight_decay_form": "paper"})],
+              ("decoupled decay in the paper's form (weight_decay_form=paper)", {"weight_decay_form": "paper"}),
+              ("weight decay coupled into the gradient (Adam's L2: g + λθ) where gdlab's adamw decouples it",
+               {"optimizer": "adam"})],
     "sgd": [("Nesterov form (nesterov=true)", {"nesterov": True}),
             ("no Nesterov (nesterov=false)", {"nesterov": False})],
 }
@@ -104,8 +116,9 @@ def diff_optimizers(
 ) -> DiffResult:
     """Run ``a`` and ``b`` on the same gradients (see the module docstring) and compare their points.
 
-    ``rebuild(changes)`` builds ``a`` with some hyperparameters changed (for the explanations);
-    without it no explanation is tried. ``schedule`` drives both learning rates alike.
+    ``rebuild(changes)`` builds ``a`` with some hyperparameters changed, or (``changes["optimizer"]``)
+    another gdlab optimizer with ``a``'s hyperparameters (for the explanations); without it no
+    explanation is tried. ``schedule`` drives both learning rates alike.
     """
     for opt in (a, b):
         if not isinstance(opt, GradientOptimizer):
@@ -131,7 +144,11 @@ def diff_optimizers(
     if first_step is not None and rebuild is not None:
         current = a.get_params()
         for label, changes in CONVENTIONS.get(a.name, []):
-            if all(current.get(k) == v for k, v in changes.items()) or any(k not in current for k in changes):
+            own = {k: v for k, v in changes.items() if k != "optimizer"}
+            if "optimizer" in changes:
+                if not current.get("weight_decay"):
+                    continue  # without a decay the two optimizers are the same
+            elif all(current.get(k) == v for k, v in own.items()) or any(k not in current for k in own):
                 continue
             try:
                 alt = rebuild(changes)

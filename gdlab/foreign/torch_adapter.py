@@ -11,8 +11,10 @@ refused (the run stops diverged) and the parameters stay as they were.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +32,19 @@ def _torch() -> Any:
     except ImportError:
         raise ForeignError(INSTALL) from None
     return torch
+
+
+@contextlib.contextmanager
+def _float64_scalars(torch: Any) -> Iterator[None]:
+    """torch's default dtype float64 while the optimizer is built and steps: some keep scalar state in
+    the default dtype (NAdam's ``mu_product``), which in a float32 process would round every run's
+    momentum schedule to float32 (1e-7 relative) where the parameters are float64."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 class TorchOptimizer(GradientOptimizer):
@@ -68,7 +83,8 @@ class TorchOptimizer(GradientOptimizer):
         torch = _torch()
         p = np.asarray(params, dtype=np.float64)
         tensor = torch.tensor(p, dtype=torch.float64, requires_grad=True)
-        opt = type(self).torch_class([tensor], **self._kwargs)
+        with _float64_scalars(torch):
+            opt = type(self).torch_class([tensor], **self._kwargs)
         return {"step": 0, "torch": {"optimizer": opt, "param": tensor}}
 
     def update_reference(self, grad: Any, state: State, params: np.ndarray, lr: Any = None) -> StepResult:
@@ -88,7 +104,8 @@ class TorchOptimizer(GradientOptimizer):
             tensor.copy_(torch.from_numpy(np.ascontiguousarray(params, dtype=np.float64)))
         tensor.grad = torch.from_numpy(np.array(g, dtype=np.float64))
         try:
-            opt.step()
+            with _float64_scalars(torch):
+                opt.step()
         except Exception as exc:
             raise ForeignError(f"{self.name}: step failed: {type(exc).__name__}: {exc}") from None
         new = tensor.detach().numpy().copy()
