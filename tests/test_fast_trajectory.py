@@ -54,6 +54,7 @@ from gdlab.core.stopping import (
 )
 from gdlab.engine.run import BatchRecord, hyper_shapes, run_batch
 from gdlab.engine.sweeps import basin_map, lr_sweep
+from gdlab.fast import driver
 from gdlab.fast import landscape_codegen as lc
 from gdlab.fast import trajectory as tr
 from gdlab.landscapes import make_landscape, parse_expression
@@ -870,3 +871,13 @@ def run_squared(v: np.ndarray) -> float:
     for value in v[1:]:
         total = total + value * value
     return total
+
+
+@pytest.mark.parametrize(("d", "nb"), [(1, 0), (2, 1), (2, 3), (16, 2)])
+def test_a_block_state_and_its_checkpoint_are_consecutive_rows(d: int, nb: int) -> None:
+    """The driver saves and restores a block's state (positions, buffers, loss, squared gradient
+    norm) with one copy of consecutive rows: the layout keeps both runs in the same order."""
+    rows = driver.layout(d, nb, 2, 3)
+    for first, buffers, loss, grad in ((rows.X, rows.S, rows.F, rows.Q), (rows.CX, rows.CS, rows.CF, rows.CQ)):
+        assert buffers == first + d and loss == buffers + nb * d and grad == loss + 1
+    assert rows.CX >= rows.Q + 1  # the checkpoint does not overlap the state

@@ -79,7 +79,9 @@ N_FP = 8
 
 class Layout(NamedTuple):
     """The first row of each part of a block's work array. The lane rows come first (a lane that
-    stops is replaced by the last one in all of them), then scratch and checkpoint rows."""
+    stops is replaced by the last one in all of them), then scratch and checkpoint rows. ``X, S, F,
+    Q`` are consecutive, and so are their checkpoints ``CX, CS, CF, CQ``: one copy saves or restores
+    them all."""
 
     X: int  # positions, one row per coordinate
     S: int  # the rule's buffers: buffer k, coordinate j at row S + k·d + j
@@ -376,21 +378,20 @@ def _record(w, ip, lanes, n, k, x_row, ordered, pos, loss, gnr):
 
 
 @njit(inline="always", **JIT)
+def _state_rows(ip):
+    """The rows a step changes: positions, buffers, loss and squared gradient norm, consecutive from
+    ``X`` in the layout, as their checkpoint is from ``CX``."""
+    return ip[I_D] * (1 + ip[I_NB]) + 2
+
+
+@njit(inline="always", **JIT)
 def _checkpoint(w, ip):
-    d, nb = ip[I_D], ip[I_NB]
-    _copy_rows(w, ip[I_X], ip[I_CX], d)
-    _copy_rows(w, ip[I_S], ip[I_CS], nb * d)
-    _copy_rows(w, ip[I_F], ip[I_CF], 1)
-    _copy_rows(w, ip[I_Q], ip[I_CQ], 1)
+    _copy_rows(w, ip[I_X], ip[I_CX], _state_rows(ip))
 
 
 @njit(inline="always", **JIT)
 def _restore(w, ip):
-    d, nb = ip[I_D], ip[I_NB]
-    _copy_rows(w, ip[I_CX], ip[I_X], d)
-    _copy_rows(w, ip[I_CS], ip[I_S], nb * d)
-    _copy_rows(w, ip[I_CF], ip[I_F], 1)
-    _copy_rows(w, ip[I_CQ], ip[I_Q], 1)
+    _copy_rows(w, ip[I_CX], ip[I_X], _state_rows(ip))
 
 
 @njit(nogil=True, **JIT)
