@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import limit_kernels as kernels
+import machine
 import numba
 import numpy as np
 
@@ -123,20 +124,9 @@ def simd_level() -> dict[str, str]:
     exec(compile(source.replace("**JIT)", "error_model='numpy', fastmath=False)"), "<probe>", "exec"), namespace)
     asm = namespace["advance"]._library.get_asm_str()
     level = "AVX-512 (zmm)" if "%zmm" in asm else "AVX2 (ymm)" if "%ymm" in asm else "SSE (xmm)"
-    features = binding.get_host_cpu_features()
-    flags = [f for f in ("avx512f", "avx2", "fma") if features.get(f, False)]
     return {"kernels": level, "cpu": binding.get_host_cpu_name(), "numba_target": numba.config.CPU_NAME or "host",
-            "cpu_features": " ".join(flags), "model": _cpu_model()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+            "cpu_features": " ".join(f for f in machine.simd_flags() if f in ("avx512f", "avx2", "fma")),
+            "model": machine.cpu_model()}
 
 
 def workload_rows(n: int, steps: int, repeat: int, threads: list[int]) -> list[dict[str, Any]]:

@@ -164,13 +164,7 @@ def bench_browser(url: str, loads: int) -> dict[str, Any]:
         page = ctx.new_page()
         page.goto(url)
         page.wait_for_function("window.gdlab && window.gdlab.ready", timeout=60_000)
-        switch = page.evaluate("""() => new Promise((done) => {
-            const t0 = performance.now();
-            document.getElementById("view3d").click();
-            const wait = () => (window.gdlab.view === "surface" ? done(performance.now() - t0) : setTimeout(wait, 10));
-            wait();
-        })""")
-        out["view3d_switch_ms"] = switch
+        out["view3d_switch_ms"] = switch_to_3d_ms(page)
         ctx.close()
         out.update(bench_lab_1400(browser, url))
         browser.close()
@@ -201,6 +195,16 @@ def bench_browser(url: str, loads: int) -> dict[str, Any]:
     return out
 
 
+def switch_to_3d_ms(page: Any) -> float:
+    """Milliseconds from a click on the 3-D box until the page shows the surface."""
+    return page.evaluate("""() => new Promise((done) => {
+        const t0 = performance.now();
+        document.getElementById("view3d").click();
+        const wait = () => (window.gdlab.view === "surface" ? done(performance.now() - t0) : setTimeout(wait, 10));
+        wait();
+    })""")
+
+
 def bench_lab_1400(browser, url: str) -> dict[str, Any]:
     """At 1400×900: an lr slider dragged (input event → new runs in), and the 3-D view on a warm page
     (after 3 s idle: the first switch, then the frame rate while the balls roll)."""
@@ -222,12 +226,7 @@ def bench_lab_1400(browser, url: str) -> dict[str, Any]:
         drags.append(ms)
         page.wait_for_timeout(150)
     page.wait_for_timeout(3000)  # idle: the page may fetch the 3-D bundle now
-    switch = page.evaluate("""() => new Promise((done) => {
-        const t0 = performance.now();
-        document.getElementById("view3d").click();
-        const wait = () => (window.gdlab.view === "surface" ? done(performance.now() - t0) : setTimeout(wait, 10));
-        wait();
-    })""")
+    switch = switch_to_3d_ms(page)
     page.wait_for_timeout(500)
     page.evaluate("window.gdlab.resetAnim(); window.gdlab.setSpeed(40); window.gdlab.play()")
     page.wait_for_timeout(4000)

@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import machine
+
 HERE = Path(__file__).resolve().parent
 
 #: name → (script, what it measures)
@@ -116,9 +118,9 @@ def quick_args(name: str) -> list[str]:
 def machine_description() -> str:
     """CPU, cores, memory and the versions that matter, as Markdown lines."""
     lines = [f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"]
-    cpu = _cpu_model()
-    lines.append(f"- CPU: {cpu}, {os.cpu_count()} logical cores; SIMD: {_simd_level()}; "
-                 f"numba compiles for {_numba_cpu()}")
+    simd = " ".join(machine.simd_flags()) or "SSE2 only"
+    lines.append(f"- CPU: {machine.cpu_model()}, {os.cpu_count()} logical cores; SIMD: {simd}; "
+                 f"numba compiles for {machine.numba_target()}")
     try:
         mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
                           if line.startswith("MemTotal")).split()[1])
@@ -133,35 +135,6 @@ def machine_description() -> str:
             version = "not installed"
         lines.append(f"- {module} {version}")
     return "\n".join(lines)
-
-
-def _simd_level() -> str:
-    """The widest x86 vector extensions the CPU reports (from /proc/cpuinfo's flags)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("flags")).split(":", 1)[1].split()
-    except (OSError, StopIteration):
-        return "unknown"
-    wide = [name for name in ("avx512f", "avx2", "fma", "avx", "sse4_2") if name in flags]
-    return " ".join(wide) or "SSE2 only"
-
-
-def _numba_cpu() -> str:
-    try:
-        import llvmlite.binding as llvm
-        return os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
-    except Exception:  # llvmlite missing or broken: the description goes on without it
-        return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def previous_sections(results: Path) -> dict[str, str]:
