@@ -127,7 +127,7 @@ def run_reference(objective: Objective, optimizer: Optimizer, x0: np.ndarray, *,
         f_new = np.broadcast_to(f_new, batch)
         gq_new = run_squared_norm(g_new)
         gn_new = np.sqrt(gq_new)
-        xmax = run_absmax(new_params)
+        xmax = run_absmax(new_params) if use_bound else gn_new  # only reported when the box rule fires
         k = t + 1
 
         found = conditions(refused, state_bad, f_new, gq_new, use_bound & (xmax > bound), limit, tol2, target,
