@@ -61,3 +61,23 @@ def rel_err(ours: np.ndarray, ref: np.ndarray) -> float:
     diff = np.linalg.norm(ours - ref, axis=-1)
     scale = np.maximum(np.linalg.norm(ref, axis=-1), np.finfo(np.float64).tiny)
     return float(np.max(diff / scale))
+
+
+def mlp(seed: int = 0) -> torch.nn.Module:
+    """A small float64 MLP (5 → 16 → 1, tanh), the same weights for the same seed."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+
+
+def train_mlp(model: torch.nn.Module, opt: Any, steps: int = 100, sched: Any = None) -> list[torch.Tensor]:
+    """``steps`` full-batch steps of mean squared error on fixed random data; the final weights."""
+    torch.manual_seed(1)
+    x, y = torch.randn(64, 5, dtype=torch.float64), torch.randn(64, 1, dtype=torch.float64)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return [p.detach().clone() for p in model.parameters()]

@@ -70,7 +70,7 @@ class Adam(Rule):
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
         bias1 = 1.0 - power(h.betas[0], t)
         bias2 = 1.0 - power(h.betas[1], t)
-        return {"step_size": lr / bias1, "bias2": bias2, "sqrt_bias2": np.sqrt(bias2),
+        return {"step_size": lr / bias1, "bias2": bias2, "sqrt_bias2": power(bias2, 0.5),
                 "decay_factor": self.decay_factor(lr, h)}
 
     def decay_factor(self, lr: Any, h: Hypers) -> Any:
@@ -90,4 +90,4 @@ class Adam(Rule):
         m, v = moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2)
         vhat = maximum(max_exp_avg_sq, v) if amsgrad else v
         denom = sqrt(vhat / bias2 + eps) if inside else sqrt(vhat) / sqrt_bias2 + eps
-        return param - step_size * (m / denom), m, v, vhat
+        return param - step_size * m / denom, m, v, vhat

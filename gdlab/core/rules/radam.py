@@ -71,11 +71,11 @@ class RAdam(Rule):
         rectify = rho_t > RHO_THRESHOLD
         with np.errstate(divide="ignore", invalid="ignore"):  # steps not rectified never use r_t
             ratio = (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
-            rect = np.sqrt(np.where(rectify, ratio, 1.0))
+            rect = power(np.where(rectify, ratio, 1.0), 0.5)
         return {
             "bias1": 1.0 - power(h.betas[0], t),
             "bias2": bias2,
-            "sqrt_bias2": np.sqrt(bias2),
+            "sqrt_bias2": power(bias2, 0.5),
             "rect": rect,
             "rectify": rectify.astype(np.float64),
             "lr": lr,
@@ -92,5 +92,6 @@ class RAdam(Rule):
             param = param * decay_factor
         m, v = moments(exp_avg, exp_avg_sq, g, w, one_minus_w, beta2, one_minus_beta2)
         step = m / bias1 * lr
-        adaptive = one / sqrt(v / bias2 + eps) if inside else sqrt_bias2 / (sqrt(v) + eps)
+        # √(1 − β₂ᵗ)/(√v + ε) as PyTorch computes a number over a tensor: the reciprocal, then the product.
+        adaptive = one / sqrt(v / bias2 + eps) if inside else one / (sqrt(v) + eps) * sqrt_bias2
         return param - select(rectify > 0, step * adaptive * rect, step), m, v
