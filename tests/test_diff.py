@@ -72,3 +72,15 @@ def test_nadam_decay_form_is_named():
     out = _diff("--optimizer", "nadam", "--set", "weight_decay=0.1", "--set", "lr=1e-2",
                 "--against", "torch:torch.optim.NAdam", "--against-set", "decoupled_weight_decay=true", "--json")
     assert [e["set"] for e in out["explanations"]] == [{"decoupled_weight_decay": True}]
+
+
+def test_missing_bias_correction_is_named():
+    """A user's Adam without the division by 1 − βᵗ parts from gdlab's adam at step 1; gdlab's adam
+    with ``bias_correction=false`` is the explanation, and agrees with it when set."""
+    against = "torch:tests.foreign_torch_module.AdamWithoutBiasCorrection"
+    out = _diff("--optimizer", "adam", "--set", "lr=1e-3", "--against", against, "--json")
+    assert not out["agree"] and out["first_step"] == 1
+    assert [e["set"] for e in out["explanations"]] == [{"bias_correction": False}]
+    assert "bias correction" in out["explanations"][0]["convention"]
+    assert _diff("--optimizer", "adam", "--set", "lr=1e-3", "--optimizer-set", "bias_correction=false",
+                 "--against", against, "--json")["agree"]

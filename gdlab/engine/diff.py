@@ -9,8 +9,8 @@ their update rules can part:
   bit into a different path and hide where the rules part.
 
 When they part beyond the tolerance, the first optimizer is re-run with each alternative
-convention gdlab knows for it (ε inside the root, coupled vs decoupled decay, Nesterov form, ...);
-the alternatives that make the two agree are reported as the explanation.
+convention gdlab knows for it (ε inside the root, coupled vs decoupled decay, Nesterov form, bias
+correction, ...); the alternatives that make the two agree are reported as the explanation.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ class DiffResult:
                 "max_rel_step": self.max_rel_step, "explanations": self.explanations}
 
 
+#: Adam's and AdamW's moments with and without the division by 1 − βᵗ.
+BIAS_CORRECTION: list[tuple[str, dict[str, Any]]] = [
+    ("no bias correction (bias_correction=false: m and v not divided by 1 − βᵗ)", {"bias_correction": False}),
+    ("bias correction (bias_correction=true)", {"bias_correction": True}),
+]
+
 #: Alternative conventions by gdlab optimizer: (what it is called, the hyperparameters to change).
 #: ``"optimizer"`` names another gdlab optimizer built with the same hyperparameters (Adam's L2
 #: decay in the gradient against AdamW's decoupled decay); it is tried only with a weight decay.
@@ -56,7 +62,8 @@ CONVENTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "adam": [("ε inside the root (eps_inside_sqrt)", {"eps_inside_sqrt": True}),
              ("ε outside the root (eps_inside_sqrt=false)", {"eps_inside_sqrt": False}),
              ("decoupled weight decay (AdamW's θ·(1 − ηλ)) where gdlab's adam adds λθ to the gradient",
-              {"optimizer": "adamw"})],
+              {"optimizer": "adamw"}),
+             *BIAS_CORRECTION],
     "nadam": [("decoupled weight decay (decoupled_weight_decay=true)", {"decoupled_weight_decay": True}),
               ("weight decay coupled into the gradient (decoupled_weight_decay=false)",
                {"decoupled_weight_decay": False})],
@@ -69,7 +76,8 @@ CONVENTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
                {"weight_decay_form": "torch"}),
               ("decoupled decay in the paper's form (weight_decay_form=paper)", {"weight_decay_form": "paper"}),
               ("weight decay coupled into the gradient (Adam's L2: g + λθ) where gdlab's adamw decouples it",
-               {"optimizer": "adam"})],
+               {"optimizer": "adam"}),
+              *BIAS_CORRECTION],
     "sgd": [("Nesterov form (nesterov=true)", {"nesterov": True}),
             ("no Nesterov (nesterov=false)", {"nesterov": False})],
 }

@@ -13,6 +13,11 @@ from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, WEIGHT_DECAY, bet
 from gdlab.core.scalarmath import power
 
 AMSGRAD = Hyper("amsgrad", False, kind="bool", doc="use the running maximum of v (AMSGrad)")
+BIAS_CORRECTION = Hyper(
+    "bias_correction", True, kind="bool",
+    doc="divide m by 1 − β₁ᵗ and v by 1 − β₂ᵗ (Kingma & Ba); false as apex's and DeepSpeed's "
+        "bias_correction=False or transformers' correct_bias=False",
+)
 
 
 @helper
@@ -43,12 +48,13 @@ class Adam(Rule):
                    \frac{m_t}{\sqrt{\hat v}/\sqrt{1-\beta_2^t} + \epsilon}
 
     which is η m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). With ``eps_inside_sqrt`` the
-    denominator is √(v̂ + ε) (Keras-style, as in seed 004).
+    denominator is √(v̂ + ε) (Keras-style, as in seed 004); with ``bias_correction=False`` both
+    corrections are 1: θ − η m/(√v + ε).
     """
 
     name = "adam"
     family = "adaptive"
-    hyperparams = (lr(1e-3), betas(), eps(1e-8), WEIGHT_DECAY, AMSGRAD, MAXIMIZE, EPS_INSIDE_SQRT)
+    hyperparams = (lr(1e-3), betas(), eps(1e-8), WEIGHT_DECAY, AMSGRAD, MAXIMIZE, EPS_INSIDE_SQRT, BIAS_CORRECTION)
     buffers = (
         Buffer("exp_avg", "m: the running average of g"),
         Buffer("exp_avg_sq", "v: the running average of g²"),
@@ -68,8 +74,8 @@ class Adam(Rule):
         return moment_constants(h)
 
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
-        bias1 = 1.0 - power(h.betas[0], t)
-        bias2 = 1.0 - power(h.betas[1], t)
+        bias1, bias2 = (1.0 - power(beta, t) if self.bias_correction else np.ones_like(power(beta, t))
+                        for beta in h.betas)
         return {"step_size": lr / bias1, "bias2": bias2, "sqrt_bias2": power(bias2, 0.5),
                 "decay_factor": self.decay_factor(lr, h)}
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from gdlab.core.hyper import Hyper
 from gdlab.core.rule import Hypers
-from gdlab.core.rules.adam import AMSGRAD, Adam
+from gdlab.core.rules.adam import AMSGRAD, BIAS_CORRECTION, Adam
 from gdlab.core.rules.common import EPS_INSIDE_SQRT, MAXIMIZE, betas, eps, is_off, lr
 
 
@@ -44,6 +44,7 @@ class AdamW(Adam):
         EPS_INSIDE_SQRT,
         Hyper("weight_decay_form", "torch", kind="choice", choices=("torch", "paper"),
               doc="'torch': θ(1 − ηλ); 'paper': θ(1 − (η_t/η)λ), decay follows the schedule only"),
+        BIAS_CORRECTION,
     )
 
     def options(self) -> dict[str, bool]:
