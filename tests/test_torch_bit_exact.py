@@ -20,10 +20,10 @@ import pytest
 pytest.importorskip("torch")
 
 from test_parity_torch import CASES, IDS
-from torch_portable import MLP_CASES, NO_SQRT
+from torch_portable import MLP_CASES, NO_SQRT, case_key
 
 HERE = Path(__file__).parent
-MLP_IDS = [f"{ours} {sorted(kwargs.items())}" for ours, _, kwargs in MLP_CASES]
+MLP_IDS = [case_key(name, kwargs) for name, kwargs in MLP_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def portable() -> dict:
     return result
 
 
-@pytest.mark.parametrize("key", [f"{name} {sorted(kw.items())}" for name, _, kw, _ in CASES], ids=IDS)
+@pytest.mark.parametrize("key", [case_key(name, kw) for name, _, kw, _ in CASES], ids=IDS)
 def test_random_stream_bit_for_bit(portable, key):
     assert portable["streams"][key] == 0
 

@@ -45,6 +45,11 @@ def use_correctly_rounded_sqrt(torch) -> None:
     torch.sqrt = lambda t, *args, **kwargs: sqrt(t) if not (args or kwargs) else original_fn(t, *args, **kwargs)
 
 
+def case_key(name: str, kwargs: dict) -> str:
+    """How a case is named in the report (and in the tests' ids)."""
+    return f"{name} {sorted(kwargs.items())}"
+
+
 def stream_cases(cases) -> dict[str, int]:
     from helpers import run_stream
     from torch_oracle import torch_on_stream
@@ -59,7 +64,7 @@ def stream_cases(cases) -> dict[str, int]:
     for name, torch_cls, kwargs, _ in cases:
         ours = run_stream(make_optimizer(name, lr=0.01, **kwargs), x0, grads)
         ref = torch_on_stream(torch_cls, {"lr": 0.01, "foreach": False, **kwargs}, x0, grads)
-        out[f"{name} {sorted(kwargs.items())}"] = int(np.sum(ours != ref))
+        out[case_key(name, kwargs)] = int(np.sum(ours != ref))
     return out
 
 
@@ -67,20 +72,21 @@ def stream_cases(cases) -> dict[str, int]:
 #: portable kernels with torch's own ``sqrt`` untouched.
 NO_SQRT = ("SGD", "Adamax", "Rprop", "ASGD")
 
+#: (class name in both gdlab.torch and torch.optim, keyword arguments)
 MLP_CASES = [
-    ("Adam", "Adam", {"lr": 1e-2, "weight_decay": 0.01}),
-    ("Adam", "Adam", {"lr": 1e-2, "amsgrad": True}),
-    ("AdamW", "AdamW", {"lr": 1e-2}),
-    ("SGD", "SGD", {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
-    ("SGD", "SGD", {"lr": 1e-2, "momentum": 0.9, "dampening": 0.5, "weight_decay": 1e-3}),
-    ("RMSprop", "RMSprop", {"lr": 1e-3, "centered": True, "momentum": 0.5}),
-    ("Adagrad", "Adagrad", {"lr": 1e-2, "lr_decay": 1e-3}),
-    ("Adadelta", "Adadelta", {"lr": 1.0}),
-    ("Adamax", "Adamax", {"lr": 1e-2}),
-    ("NAdam", "NAdam", {"lr": 1e-2}),
-    ("RAdam", "RAdam", {"lr": 1e-2}),
-    ("Rprop", "Rprop", {"lr": 1e-2}),
-    ("ASGD", "ASGD", {"lr": 1e-2, "t0": 10.0}),
+    ("Adam", {"lr": 1e-2, "weight_decay": 0.01}),
+    ("Adam", {"lr": 1e-2, "amsgrad": True}),
+    ("AdamW", {"lr": 1e-2}),
+    ("SGD", {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 1e-2, "momentum": 0.9, "dampening": 0.5, "weight_decay": 1e-3}),
+    ("RMSprop", {"lr": 1e-3, "centered": True, "momentum": 0.5}),
+    ("Adagrad", {"lr": 1e-2, "lr_decay": 1e-3}),
+    ("Adadelta", {"lr": 1.0}),
+    ("Adamax", {"lr": 1e-2}),
+    ("NAdam", {"lr": 1e-2}),
+    ("RAdam", {"lr": 1e-2}),
+    ("Rprop", {"lr": 1e-2}),
+    ("ASGD", {"lr": 1e-2, "t0": 10.0}),
 ]
 
 
@@ -90,13 +96,13 @@ def mlp_cases(torch, only: tuple[str, ...] | None = None) -> dict[str, int]:
     import gdlab.torch as gt
 
     out = {}
-    for ours, theirs, kwargs in MLP_CASES:
-        if only is not None and ours not in only:
+    for name, kwargs in MLP_CASES:
+        if only is not None and name not in only:
             continue
         a, b = mlp(), mlp()
-        wa = train_mlp(a, getattr(gt, ours)(a.parameters(), **kwargs))
-        wb = train_mlp(b, getattr(torch.optim, theirs)(b.parameters(), foreach=False, **kwargs))
-        out[f"{ours} {sorted(kwargs.items())}"] = sum(int((x != y).sum()) for x, y in zip(wa, wb, strict=True))
+        wa = train_mlp(a, getattr(gt, name)(a.parameters(), **kwargs))
+        wb = train_mlp(b, getattr(torch.optim, name)(b.parameters(), foreach=False, **kwargs))
+        out[case_key(name, kwargs)] = sum(int((x != y).sum()) for x, y in zip(wa, wb, strict=True))
     return out
 
 
