@@ -74,8 +74,10 @@ class Adam(Rule):
         return moment_constants(h)
 
     def scalars(self, t: Any, lr: Any, h: Hypers, **carries: Any) -> dict[str, Any]:
-        bias1, bias2 = (1.0 - power(beta, t) if self.bias_correction else np.ones_like(power(beta, t))
-                        for beta in h.betas)
+        if self.bias_correction:
+            bias1, bias2 = (1.0 - power(beta, t) for beta in h.betas)
+        else:
+            bias1 = bias2 = np.ones(np.broadcast_shapes(*(np.shape(b) for b in h.betas), np.shape(t)))
         return {"step_size": lr / bias1, "bias2": bias2, "sqrt_bias2": power(bias2, 0.5),
                 "decay_factor": self.decay_factor(lr, h)}
 
