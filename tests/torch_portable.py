@@ -9,6 +9,10 @@ implementation can match them bit for bit on every machine:
 - ``Tensor.sqrt`` of a float64 tensor comes from a vector math library whose roots are sometimes an
   ulp away from the correctly rounded one (IEEE's ``√``, which gdlab uses).
 
+The powers in both (bias corrections, NAdam's 0.96^{tψ}, ASGD's η) are Python-side scalars that
+torch computes with Python's ``**`` and gdlab with ``math.pow``: the C library's ``pow`` in this one
+process for both, the same code, not two implementations that happen to agree.
+
 This program takes torch's portable kernels (the variable is read when torch loads, so it must be set
 before this process starts) and a correctly rounded ``sqrt``, and reports, as JSON on stdout, for
 each case of ``test_parity_torch.CASES`` fed a random gradient stream and for a small MLP trained
